@@ -1,0 +1,398 @@
+"""ExampleGen: reads the data source streaming and writes gzip TFRecords of tf.Example per split.
+
+Rows are read as Arrow record batches (pyarrow's CSV and Parquet readers, or TFRecord files of
+tf.Example) and encoded with tfx_bsl's ``RecordBatchToExamples``, so memory stays bounded by the
+batch size whatever the size of the data. A row's split is a hash of its key column (or of the
+whole encoded row): the same row lands in the same split on every run and when rows are appended.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import hashlib
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
+from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
+from pipeline.errors import DataError
+from pipeline.specs import SPLIT_INFO_FILE
+
+_BUCKETS = 10_000
+_NULL_VALUES = ["", "NA", "N/A", "NULL", "null", "NaN", "nan"]
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".tsv": None,
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".tfrecord": "tfrecord",
+    ".tfrecord.gz": "tfrecord",
+    ".tfrecords": "tfrecord",
+    ".gz": None,
+}
+_PROGRESS_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ExampleGenResult:
+    """What ExampleGen wrote.
+
+    Attributes:
+        rows: Rows written per split.
+        files: The source files read.
+        label_counts: Rows per label value, over all splits.
+    """
+
+    rows: dict[str, int]
+    files: list[str]
+    label_counts: dict[str, int]
+
+
+def split_file(examples_dir: str, split: str) -> str:
+    """The TFRecord file of ``split`` inside an Examples artifact folder."""
+    return os.path.join(examples_dir, f"Split-{split}", "data-00000-of-00001.tfrecord.gz")
+
+
+def source_files(data: DataConfig) -> list[str]:
+    """The files ``data.source`` names: a file, a folder (its files) or a glob, sorted.
+
+    Raises:
+        DataError: Nothing matches.
+    """
+    source = data.source
+    if "://" in source:
+        raise DataError(f"data.source: {source}: remote sources are read by the Kubeflow components; "
+                        "a local run expects a local path")
+    if os.path.isdir(source):
+        matches = [os.path.join(source, name) for name in os.listdir(source) if not name.startswith(".")]
+        matches = [m for m in matches if os.path.isfile(m)]
+    elif glob.has_magic(source):
+        matches = [m for m in glob.glob(source) if os.path.isfile(m)]
+    else:
+        if not os.path.exists(source):
+            raise DataError(f"data.source: {source}: no such file; expected a CSV, Parquet or TFRecord file, a folder or a glob")
+        matches = [source]
+    if not matches:
+        raise DataError(f"data.source: {source}: no files match")
+    return sorted(matches)
+
+
+def file_format(path: str, declared: str) -> str:
+    """The format of ``path``: ``declared`` unless it is ``auto``, else decided by extension."""
+    if declared != "auto":
+        return declared
+    lower = path.lower()
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if lower.endswith(ext):
+            if _EXTENSIONS[ext] is None:
+                break
+            return _EXTENSIONS[ext]
+    raise DataError(
+        f"{path}: unknown data format; expected a file ending in .csv, .csv.gz, .parquet, .tfrecord or .tfrecord.gz, "
+        "or set data.format to csv, parquet or tfrecord"
+    )
+
+
+def external_files(config: Mapping[str, Section]) -> list[str]:
+    """The files whose content the cache fingerprints for this component."""
+    return source_files(config["data"])
+
+
+def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
+            progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Runs ExampleGen as a pipeline step; see ``run_example_gen``. Returns its figures."""
+    result = run_example_gen(config["data"], config["features"], outputs["examples"], progress)
+    figures = {f"rows_{split}": count for split, count in result.rows.items()}
+    figures["rows"] = sum(result.rows.values())
+    figures["files"] = len(result.files)
+    return figures
+
+
+def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: str,
+                    progress: Callable[[str], None] = lambda _: None) -> ExampleGenResult:
+    """Reads the configured source and writes one gzip TFRecord file of tf.Example per split.
+
+    Args:
+        data: The ``data`` section: source, format, split ratios and key.
+        features: The ``features`` section: which columns to keep and the label.
+        examples_dir: Output folder (the Examples artifact): ``Split-<name>/`` per split and
+            ``split_info.json`` with the row counts.
+        progress: Receives a line every few seconds on large inputs.
+
+    Returns:
+        Rows per split, files read and label value counts.
+
+    Raises:
+        DataError: A missing, empty or malformed file, an absent column, a wrong column type, or
+            a label that never takes the positive value; the message names the file.
+    """
+    files = source_files(data)
+    columns = _columns(data, features)
+    bounds = _split_bounds(data)
+    rows = dict.fromkeys(SPLITS, 0)
+    labels: Counter = Counter()
+    os.makedirs(examples_dir, exist_ok=True)
+    writers = {}
+    for split in SPLITS:
+        os.makedirs(os.path.dirname(split_file(examples_dir, split)), exist_ok=True)
+        writers[split] = TFRecordWriter(split_file(examples_dir, split))
+    from tfx_bsl.coders import example_coder  # heavy-ish import, only when the step runs
+
+    started = last_report = time.monotonic()
+    total = 0
+    try:
+        for path in files:
+            fmt = file_format(path, data.format)
+            file_rows = 0
+            for batch, records in _read(path, fmt, columns, data, features, example_coder):
+                if records is None:
+                    records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
+                keys = _split_keys(batch, records, data.split.key, path)
+                labels.update(_label_values(batch, features.label))
+                per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
+                for key, record in zip(keys, records):
+                    bucket = int.from_bytes(hashlib.md5(key).digest()[:8], "little") % _BUCKETS
+                    per_split[SPLITS[0] if bucket < bounds[0] else SPLITS[1] if bucket < bounds[1] else SPLITS[2]].append(record)
+                for split, chunk in per_split.items():
+                    writers[split].write_many(chunk)
+                    rows[split] += len(chunk)
+                file_rows += batch.num_rows
+                total += batch.num_rows
+                now = time.monotonic()
+                if now - last_report >= _PROGRESS_SECONDS:
+                    progress(f"{total:,} rows read ({total / (now - started):,.0f} rows/s)")
+                    last_report = now
+            if file_rows == 0:
+                raise DataError(f"{path}: has a header but no rows; expected at least one data row")
+    finally:
+        for writer in writers.values():
+            writer.close()
+    _check_labels(labels, features, files)
+    info = {
+        "splits": {split: {"rows": rows[split], "file": os.path.relpath(split_file(examples_dir, split), examples_dir)}
+                   for split in SPLITS},
+        "ratios": {split: getattr(data.split, split) for split in SPLITS},
+        "split_key": data.split.key,
+        "sources": files,
+        "label": features.label,
+        "label_counts": dict(sorted(labels.items())),
+    }
+    with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2)
+    return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels))
+
+
+def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Wraps each column in the list<float32|binary> shape tf.Example encoding needs; nulls stay missing."""
+    arrays = []
+    for column in batch.columns:
+        valid = ~np.asarray(column.is_null(), dtype=bool)
+        offsets = np.zeros(len(column) + 1, dtype=np.int32)
+        np.cumsum(valid, out=offsets[1:])
+        values = column.drop_null().cast(pa.float32() if pa.types.is_floating(column.type) else pa.binary())
+        arrays.append(pa.ListArray.from_arrays(pa.array(offsets, mask=np.append(~valid, False)), values))
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _columns(data: DataConfig, features: FeaturesConfig) -> dict[str, pa.DataType]:
+    """Columns ExampleGen keeps, with the Arrow type each is read as."""
+    columns: dict[str, pa.DataType] = {}
+    if data.split.key:
+        columns[data.split.key] = pa.string()
+    columns[features.label] = pa.string()
+    for name in features.numeric:
+        columns[name] = pa.float64()
+    for name in features.categorical:
+        columns[name] = pa.string()
+    return columns
+
+
+def _split_bounds(data: DataConfig) -> tuple[int, int]:
+    train = round(data.split.train / 100 * _BUCKETS)
+    return train, train + round(data.split.eval / 100 * _BUCKETS)
+
+
+def _split_keys(batch: pa.RecordBatch, records: list[bytes], key: str | None, path: str) -> list[bytes]:
+    if key is None:
+        return records
+    values = batch.column(batch.schema.get_field_index(key))
+    if pa.types.is_list(values.type):  # TFRecord input: a list<binary> per row
+        values = values.flatten() if values.null_count == 0 and len(values.flatten()) == len(values) else None
+        if values is None:
+            raise DataError(f"{path}: split key column '{key}' must hold exactly one value in every row")
+    if values.null_count:
+        raise DataError(f"{path}: split key column '{key}' has {values.null_count} empty value(s); "
+                        "expected a value in every row (data.split.key)")
+    return [v.encode("utf-8") if isinstance(v, str) else v for v in values.to_pylist()]
+
+
+def _label_values(batch: pa.RecordBatch, label: str) -> Counter:
+    column = batch.column(batch.schema.get_field_index(label))
+    if pa.types.is_list(column.type):
+        column = column.flatten()
+    values = column.to_pylist()
+    return Counter("" if v is None else v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
+
+
+def _check_labels(labels: Counter, features: FeaturesConfig, files: list[str]) -> None:
+    where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
+    seen = ", ".join(f"'{v}' ({n:,})" for v, n in labels.most_common(10))
+    if features.positive_value not in labels:
+        raise DataError(f"{where}: the label column '{features.label}' never takes the positive value "
+                        f"'{features.positive_value}' (features.positive); values seen: {seen}")
+    if len(labels) < 2:
+        raise DataError(f"{where}: the label column '{features.label}' has one class only ({seen}); "
+                        "expected both positive and negative examples")
+
+
+def _read(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
+          example_coder) -> Iterator[tuple[pa.RecordBatch, list[bytes] | None]]:
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: the file is empty; expected {fmt} data")
+    if fmt == "csv":
+        for batch in _read_csv(path, columns, data.batch_rows):
+            yield batch, None
+    elif fmt == "parquet":
+        for batch in _read_parquet(path, columns, data.batch_rows):
+            yield batch, None
+    else:
+        yield from _read_tfrecord(path, columns, data.batch_rows, example_coder)
+
+
+def _read_csv(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    header = _csv_header(path)
+    _require_columns(path, header, columns)
+    # ~100 bytes a row is typical for tabular data; the block size bounds memory, not the row count
+    read_options = pa_csv.ReadOptions(block_size=max(1 << 20, batch_rows * 128), use_threads=False)
+    convert = pa_csv.ConvertOptions(column_types=columns, include_columns=list(columns), null_values=_NULL_VALUES,
+                                    strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        reader = pa_csv.open_csv(pa.input_stream(path, compression="detect"), read_options=read_options,
+                                 convert_options=convert)
+        for batch in reader:
+            yield batch
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(path, str(exc), header, columns) from None
+
+
+def _csv_header(path: str) -> list[str]:
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read as CSV text: {exc}") from None
+    if not first.strip():
+        raise DataError(f"{path}: the file is empty; expected a CSV header line and data rows")
+    return next(csv.reader([first]))
+
+
+def _open_text(path: str):
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8", newline="") if compressed else open(path, encoding="utf-8", newline="")
+
+
+def _require_columns(path: str, present: list[str], columns: dict[str, pa.DataType]) -> None:
+    missing = [name for name in columns if name not in present]
+    if missing:
+        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} declared in the pipeline YAML "
+                        f"(features / data.split.key); the file has: {shown}")
+
+
+def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa.DataType]) -> DataError:
+    parse = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", message)
+    if parse:
+        line, expected, got = parse.groups()
+        return DataError(f"{path}: line {line} has {got} fields; expected {expected} like the header")
+    conversion = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)
+    if conversion:
+        index, _, value = conversion.groups()
+        name = [c for c in header if c in columns][int(index)] if int(index) < len(columns) else f"#{index}"
+        line = _find_line(path, header.index(name) if name in header else -1, value)
+        where = f"line {line}: " if line else ""
+        return DataError(f"{path}: {where}column '{name}' has the value '{value}'; expected a number "
+                         "(it is declared under features.numeric)")
+    return DataError(f"{path}: cannot parse as CSV: {message}")
+
+
+def _find_line(path: str, column: int, value: str) -> int | None:
+    """The line number of the first row whose ``column`` holds ``value`` (slow path, errors only)."""
+    if column < 0:
+        return None
+    with _open_text(path) as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if len(row) > column and row[column] == value:
+                return number
+    return None
+
+
+def _read_parquet(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    schema = parquet.schema_arrow
+    _require_columns(path, schema.names, columns)
+    target = pa.schema([(name, kind) for name, kind in columns.items()])
+    for name, kind in columns.items():
+        actual = schema.field(name).type
+        if kind == pa.float64() and not (pa.types.is_integer(actual) or pa.types.is_floating(actual)
+                                         or pa.types.is_decimal(actual) or pa.types.is_null(actual)):
+            raise DataError(f"{path}: column '{name}' has type {actual}; expected a number "
+                            "(it is declared under features.numeric)")
+    if parquet.metadata.num_rows == 0:
+        raise DataError(f"{path}: has a schema but no rows; expected at least one data row")
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns)):
+        try:
+            yield pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(n)).cast(t)
+                                              for n, t in columns.items()], schema=target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(f"{path}: cannot convert the columns to the declared types: {exc}") from None
+
+
+def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
+                   example_coder) -> Iterator[tuple[pa.RecordBatch, list[bytes]]]:
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    pending: list[bytes] = []
+    checked = False
+
+    def decode(records: list[bytes]) -> pa.RecordBatch:
+        nonlocal checked
+        try:
+            batch = decoder.DecodeBatch(records)
+        except Exception as exc:  # the decoder raises plain RuntimeError/ValueError on bad protos
+            raise DataError(f"{path}: records are not tf.Example protos: {exc}") from None
+        if not checked:
+            _require_columns(path, batch.schema.names, columns)
+            checked = True
+        missing = [n for n in columns if n not in batch.schema.names]
+        if missing:
+            raise DataError(f"{path}: some records lack the feature(s) {', '.join(missing)} in every row of a batch")
+        return batch
+
+    try:
+        for record in read_records(path):
+            pending.append(record)
+            if len(pending) >= batch_rows:
+                yield decode(pending), pending
+                pending = []
+    except CorruptRecordError as exc:
+        raise DataError(f"{exc}; expected TFRecord files of tf.Example") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read as TFRecord: {exc}") from None
+    if pending:
+        yield decode(pending), pending

@@ -1,0 +1,77 @@
+"""SchemaGen: the data schema, inferred from the train split or read from a curated file.
+
+A curated ``schema.pbtxt`` (named by ``validation.schema``) is how a team pins what valid data looks
+like: domains of categorical values, required features, value ranges. ``sluiceway infer-schema``
+writes the inferred one as a starting point to curate.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Mapping
+
+from components.common.stats import load_split_stats
+from pipeline.config import SPLITS, Section, ValidationConfig
+from pipeline.errors import DataError
+from pipeline.specs import SCHEMA_FILE
+
+
+def external_files(config: Mapping[str, Section]) -> list[str]:
+    """The curated schema file, when one is named: editing it must invalidate the cache."""
+    path = config["validation"].schema_path
+    return [path] if path else []
+
+
+def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
+            progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Runs SchemaGen as a pipeline step; see ``run_schema_gen``. Returns its figures."""
+    schema = run_schema_gen(inputs["statistics"], outputs["schema"], config["validation"])
+    return {"features": len(schema.feature), "curated": bool(config["validation"].schema_path)}
+
+
+def infer_schema(statistics_dir: str):
+    """Infers a schema from the train split's statistics (TFDV's ``infer_schema``)."""
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.infer_schema(load_split_stats(statistics_dir, SPLITS[0]))
+
+
+def load_curated_schema(path: str):
+    """Reads a curated ``schema.pbtxt``.
+
+    Raises:
+        DataError: The file is missing or is not a text-format TFMD Schema.
+    """
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+
+    if not os.path.isfile(path):
+        raise DataError(f"validation.schema: {path}: no such file; expected a schema.pbtxt "
+                        "(write one to curate with `sluiceway infer-schema PIPELINE.yaml`)")
+    try:
+        return tfdv.load_schema_text(path)
+    except (text_format.ParseError, UnicodeDecodeError) as exc:
+        raise DataError(f"validation.schema: {path}: not a text-format TensorFlow Metadata Schema: {exc}") from None
+
+
+def run_schema_gen(statistics_dir: str, schema_dir: str, validation: ValidationConfig):
+    """Writes the pipeline's schema to ``<schema_dir>/schema.pbtxt``.
+
+    Args:
+        statistics_dir: An ExampleStatistics artifact.
+        schema_dir: Output Schema artifact folder.
+        validation: The ``validation`` section; its ``schema`` names a curated file, if any.
+
+    Returns:
+        The schema written (a ``tensorflow_metadata`` Schema proto).
+
+    Raises:
+        DataError: The curated schema is missing or malformed.
+    """
+    import tensorflow_data_validation as tfdv
+
+    schema = (load_curated_schema(validation.schema_path) if validation.schema_path
+              else infer_schema(statistics_dir))
+    os.makedirs(schema_dir, exist_ok=True)
+    tfdv.write_schema_text(schema, os.path.join(schema_dir, SCHEMA_FILE))
+    return schema

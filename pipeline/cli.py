@@ -1,0 +1,219 @@
+"""The ``sluiceway`` command line.
+
+Exit codes: 0 success, 1 a component or unexpected failure, 2 a configuration error, 3 bad input
+data, 4 data validation anomalies (``validation.on_anomaly: fail``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+
+from pipeline.errors import SluicewayError
+
+
+def _quiet_libraries() -> None:
+    """TensorFlow, Beam and Google's client libraries are chatty; keep the terminal for our progress."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # later components need tf.keras to be Keras 2 (tf_keras); it must be set before TF is imported
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("apache_beam", "absl", "tensorflow", "tensorflow_data_validation", "kfp"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _load(path: str):
+    from pipeline.loader import load_config
+
+    return load_config(path)
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    print(f"{args.file}: OK (pipeline '{config.pipeline.name}', {len(config.features.feature_names)} features, "
+          f"root {config.pipeline.root})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if args.runner == "kfp-local":
+        from pipeline.kfp_local import run_with_kfp_local
+
+        outputs = run_with_kfp_local(config, args.file)
+        print(f"kfp local run finished; outputs under {outputs}")
+        return 0
+    from pipeline.runner import run_pipeline
+
+    result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
+    if result.executed == 0:
+        print(f"Nothing changed: all {result.cached} components reused cached outputs; no component executed.")
+    else:
+        print(f"Run {result.run_id} {result.status.lower()}: {result.executed} executed, {result.cached} cached.")
+    print(f"Outputs: {result.run_dir}  (run.json lists every output)")
+    for outcome in result.components:
+        for name, uri in outcome.outputs.items():
+            print(f"  {outcome.name}.{name}: {uri}")
+    return 0
+
+
+def cmd_generate_data(args: argparse.Namespace) -> int:
+    from pipeline.datagen import generate
+
+    result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift)
+    print(f"Wrote {result.rows:,} rows to {result.path} in {result.seconds:.1f}s "
+          f"(positive rate {result.positive_rate:.3f}, bias {args.bias:g}, drift {args.drift:g})")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pipeline.compiler import compile_pipeline
+
+    config = _load(args.file)
+    path = compile_pipeline(config, args.output)
+    print(f"Compiled '{config.pipeline.name}' for Kubeflow Pipelines v2: {path} (image {config.kubeflow.image})")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pipeline.lineage import Lineage
+    from pipeline.runner import pipeline_dir
+    from pipeline.table import text_table
+
+    config = _load(args.file)
+    root = pipeline_dir(config)
+    if not os.path.isdir(root):
+        print(f"No runs of '{config.pipeline.name}' yet (nothing under {root}).")
+        return 0
+    runs = Lineage(root).runs(config.pipeline.name)
+    if not runs:
+        print(f"No runs of '{config.pipeline.name}' recorded in {root}.")
+        return 0
+    rows = []
+    for run in runs[-args.last:]:
+        figures = run.figures
+        took = f"{run.finished - run.started:.1f}s" if run.finished else "-"
+        shown = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in figures.items()
+                          if k in ("ExampleGen.rows", "ExampleValidator.anomalies"))
+        rows.append((run.run_id, run.status, datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S"), took,
+                     figures.get("executed", "-"), figures.get("cached", "-"), shown))
+    print(text_table(("run", "status", "started", "took", "executed", "cached", "figures"), rows))
+    return 0
+
+
+def cmd_infer_schema(args: argparse.Namespace) -> int:
+    from components.schema_gen.core import infer_schema
+    from pipeline.runner import run_pipeline
+    from pipeline.specs import STATISTICS_GEN
+
+    config = _load(args.file)
+    target = args.output or config.validation.schema_path
+    if not target:
+        raise SluicewayError("infer-schema: give -o PATH (e.g. schemas/<pipeline>/schema.pbtxt) or set validation.schema")
+    if os.path.exists(target) and not args.force:
+        raise SluicewayError(f"infer-schema: {target} exists; pass --force to overwrite the curated schema")
+    result = run_pipeline(config, args.file, until=STATISTICS_GEN.name)
+    statistics = result.outcome(STATISTICS_GEN.name).outputs["statistics"]
+    import tensorflow_data_validation as tfdv
+
+    schema = infer_schema(statistics)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    temp = f"{target}.tmp-{os.getpid()}"
+    tfdv.write_schema_text(schema, temp)
+    os.replace(temp, target)
+    print(f"Wrote the schema inferred from the train split to {target} ({len(schema.feature)} features). "
+          "Curate it, then name it as validation.schema in the pipeline YAML.")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from pipeline.json_schema import render
+
+    text = render()
+    if args.output:
+        temp = f"{args.output}.tmp-{os.getpid()}"
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, args.output)
+        print(f"Wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluiceway", description="Declarative ML pipelines with TFX-style components.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a pipeline locally")
+    p.add_argument("file", help="pipeline YAML")
+    p.add_argument("--no-cache", action="store_true", help="execute every component even if cached outputs exist")
+    p.add_argument("--runner", choices=("local", "kfp-local"), default="local",
+                   help="local: in-process with caching and lineage (default); kfp-local: kfp's SubprocessRunner")
+    from pipeline.specs import COMPONENTS
+
+    p.add_argument("--until", choices=[s.name for s in COMPONENTS], help="stop after this component")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate-config", help="check a pipeline YAML without running anything")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("generate-data", help="write a synthetic credit-approval data set")
+    p.add_argument("-o", "--output", required=True, help="file to write: .csv, .csv.gz or .parquet")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bias", type=float, default=0.0, help="label unfairness against sex=female (0 = none)")
+    p.add_argument("--drift", type=float, default=0.0, help="feature shift and unseen categories (0 = none)")
+    p.set_defaults(func=cmd_generate_data)
+
+    p = sub.add_parser("compile", help="compile to a Kubeflow Pipelines v2 spec")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="output YAML")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("runs", help="list recorded runs of a pipeline")
+    p.add_argument("file")
+    p.add_argument("--last", type=int, default=20, help="show the last N runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("infer-schema", help="write the schema inferred from train, for you to curate")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="where to write schema.pbtxt (default: validation.schema)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_infer_schema)
+
+    p = sub.add_parser("config-schema", help="print or write the JSON Schema of pipeline YAML files")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_config_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    started = time.monotonic()
+    try:
+        return args.func(args)
+    except SluicewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:  # e.g. generate-data's argument checks
+        if args.command != "generate-data":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.command == "run":
+            print(f"Finished in {time.monotonic() - started:.1f}s.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

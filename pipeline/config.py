@@ -1,0 +1,255 @@
+"""The typed model of a pipeline YAML file.
+
+One pydantic model per YAML section, all with ``extra="forbid"`` so a misspelt key is an error
+rather than a silently ignored setting. ``pipeline.loader`` turns validation errors into messages
+with the YAML path and the expected form; ``expected(...)`` attaches that form to a field.
+
+Relative paths (``pipeline.root``, ``data.source``, ``validation.schema``) are resolved against the
+folder of the YAML file, passed as the validation context ``{"base_dir": ...}``. Paths with a URL
+scheme (``gs://...``) are kept as written.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+SPLITS = ("train", "eval", "test")
+
+
+class Expected:
+    """Field metadata: how the expected value is described in error messages."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Expected({self.text!r})"
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    if "://" in value or not info.context or "base_dir" not in info.context:
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return os.path.normpath(expanded)
+    return os.path.normpath(os.path.join(info.context["base_dir"], expanded))
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+PathStr = Annotated[
+    str, AfterValidator(_non_empty), AfterValidator(_resolve_path), Expected("a path (relative to this file) or URL")
+]
+Name = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128),
+    Expected("a name of letters, digits, '_', '.' or '-' (starting with a letter or digit)"),
+]
+ColumnName = Annotated[str, AfterValidator(_non_empty), Expected("a column name")]
+Percent = Annotated[float, Field(strict=True, gt=0, lt=100), Expected("a number between 0 and 100")]
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1), Expected("a number between 0 and 1")]
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PipelineSection(Section):
+    """Identity of the pipeline and where its runs are stored."""
+
+    name: Name = Field(description="Pipeline name; runs go under <root>/<name>/.")
+    root: PathStr = Field("pipelines", description="Folder holding every run's outputs and the ML Metadata store.")
+
+
+class SplitConfig(Section):
+    """How ExampleGen splits rows. Ratios are percentages and must add up to 100."""
+
+    train: Percent = Field(70.0, description="Share of rows in the train split, in percent.")
+    eval: Percent = Field(15.0, description="Share of rows in the eval split, in percent.")
+    test: Percent = Field(15.0, description="Share of rows in the test split, in percent.")
+    key: Optional[ColumnName] = Field(
+        None,
+        description="Column whose value decides the split (for example an id). Without it the whole row is hashed.",
+    )
+
+    @model_validator(mode="after")
+    def _sums_to_100(self) -> "SplitConfig":
+        total = self.train + self.eval + self.test
+        if abs(total - 100.0) > 1e-6:
+            raise ValueError(
+                f"train + eval + test must add up to 100, got {self.train:g} + {self.eval:g} + {self.test:g} = {total:g}"
+            )
+        return self
+
+
+class DataConfig(Section):
+    """The data source ExampleGen reads."""
+
+    source: PathStr = Field(description="A file, folder or glob: CSV (optionally .gz), Parquet, or TFRecord of tf.Example.")
+    format: Literal["auto", "csv", "parquet", "tfrecord"] = Field(
+        "auto", description="File format; 'auto' decides by file extension."
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    batch_rows: int = Field(65536, strict=True, ge=1024, le=1_048_576, description="Rows per record batch when reading.")
+
+
+class FeaturesConfig(Section):
+    """Which columns are the label and the features."""
+
+    label: ColumnName = Field(description="Column holding the label of this binary classification task.")
+    positive: Annotated[str | int | bool, Expected("the label value of the positive class (a string or number)")] = Field(
+        description="Label value that means the positive class; every other value is negative."
+    )
+    numeric: list[ColumnName] = Field(default_factory=list, description="Numeric feature columns.")
+    categorical: list[ColumnName] = Field(default_factory=list, description="Categorical (string) feature columns.")
+    sensitive: list[ColumnName] = Field(
+        default_factory=list, description="Features that are sensitive attributes: the Evaluator slices by them."
+    )
+
+    @property
+    def positive_value(self) -> str:
+        """The positive label as it appears in the data, as text."""
+        if isinstance(self.positive, bool):
+            return "true" if self.positive else "false"
+        return str(self.positive)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FeaturesConfig":
+        problems = []
+        if not self.numeric and not self.categorical:
+            problems.append("declare at least one feature under 'numeric' or 'categorical'")
+        for group in ("numeric", "categorical", "sensitive"):
+            names = getattr(self, group)
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                problems.append(f"{group} lists {', '.join(duplicates)} more than once")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            problems.append(f"{', '.join(both)} cannot be both numeric and categorical")
+        if self.label in self.feature_names:
+            problems.append(f"the label '{self.label}' cannot also be a feature")
+        undeclared = [n for n in self.sensitive if n not in self.feature_names]
+        if undeclared:
+            problems.append(f"sensitive features must be declared as numeric or categorical: {', '.join(undeclared)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ComparatorThresholds(Section):
+    """Thresholds of TFDV's distribution comparators between the train split and the others."""
+
+    categorical_linf: Optional[Fraction] = Field(
+        0.1, description="L-infinity distance threshold for categorical features (null disables)."
+    )
+    numeric_jsd: Optional[Fraction] = Field(
+        0.1, description="Jensen-Shannon divergence threshold for numeric features (null disables)."
+    )
+
+
+class ValidationConfig(Section):
+    """Data validation with TFDV: schema source, drift/skew checks and what an anomaly does."""
+
+    schema_path: Optional[PathStr] = Field(
+        None, alias="schema", description="A curated schema.pbtxt. Without it the schema is inferred from train."
+    )
+    on_anomaly: Literal["fail", "warn"] = Field(
+        "fail", description="'fail' stops the run before training when anomalies are found; 'warn' reports them and goes on."
+    )
+    drift: ComparatorThresholds = Field(
+        default_factory=ComparatorThresholds,
+        description="Drift comparators: train statistics against eval and test (TFDV drift_comparator).",
+    )
+    skew: Optional[ComparatorThresholds] = Field(
+        None, description="Skew comparators: train against eval and test as serving data (TFDV skew_comparator); off by default."
+    )
+
+
+class BeamConfig(Section):
+    """Apache Beam settings for the Beam-based components (StatisticsGen, and later Transform, Evaluator)."""
+
+    pipeline_options: list[str] = Field(
+        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        description="Beam pipeline options, e.g. ['--runner=DataflowRunner', '--project=...'].",
+    )
+
+
+class TransformConfig(Section):
+    """Transform settings (filled by the Transform issue)."""
+
+
+class TunerConfig(Section):
+    """Tuner settings (filled by the Tuner issue)."""
+
+
+class TrainerConfig(Section):
+    """Trainer settings (filled by the Trainer issue)."""
+
+
+class EvaluatorConfig(Section):
+    """Evaluator gates (filled by the Evaluator issue)."""
+
+
+class PusherConfig(Section):
+    """Pusher destination (filled by the Pusher issue)."""
+
+
+class KubeflowConfig(Section):
+    """How `sluiceway compile` builds the Kubeflow Pipelines spec."""
+
+    image: Annotated[str, AfterValidator(_non_empty), Expected("a container image reference")] = Field(
+        "localhost/sluiceway:0.1.0", description="Container image every component runs in."
+    )
+    pipeline_root: Optional[str] = Field(
+        None, description="Pipeline root on object storage (e.g. gs://bucket/root); the cluster default when unset."
+    )
+
+
+class PipelineConfig(Section):
+    """A whole pipeline file."""
+
+    pipeline: PipelineSection
+    data: DataConfig
+    features: FeaturesConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    beam: BeamConfig = Field(default_factory=BeamConfig)
+    transform: TransformConfig = Field(default_factory=TransformConfig)
+    tuner: TunerConfig = Field(default_factory=TunerConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    pusher: PusherConfig = Field(default_factory=PusherConfig)
+    kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+
+    @model_validator(mode="after")
+    def _key_is_not_a_feature(self) -> "PipelineConfig":
+        key = self.data.split.key
+        if key is not None and key == self.features.label:
+            raise ValueError(f"data.split.key '{key}' cannot be the label column")
+        return self
+
+    def section(self, name: str) -> Section:
+        """The section called ``name`` (a top-level YAML key)."""
+        return getattr(self, name)
+
+
+SECTION_MODELS: dict[str, type[Section]] = {
+    name: field.annotation for name, field in PipelineConfig.model_fields.items()  # type: ignore[misc]
+}
+
+
+def section_from_dict(name: str, value: dict[str, Any]) -> Section:
+    """Rebuilds one section from its JSON form (as a KFP component receives it)."""
+    return SECTION_MODELS[name].model_validate(value)

@@ -1,0 +1,229 @@
+"""Lineage of local runs in ML Metadata (ml-metadata's SQLite store, as TFX keeps it locally).
+
+Records every run as a context, every component execution (executed, cached or failed) with its
+cache key and figures, and every artifact with its URI and fingerprint. The local runner's cache is
+a query over these records: a COMPLETE execution of the same component with the same cache key
+whose output artifacts are LIVE and still on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+from pipeline.specs import ArtifactType
+
+PIPELINE_CONTEXT = "sluiceway.Pipeline"
+RUN_CONTEXT = "sluiceway.PipelineRun"
+STORE_FILE = "metadata.sqlite"
+_BOOKKEEPING = {"cache_key", "run_id", "reused_execution", "error"}
+
+
+def execution_type_name(component: str) -> str:
+    return f"sluiceway.{component}"
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """An artifact as recorded: enough to feed a downstream component or reuse it from the cache."""
+
+    id: int
+    type_name: str
+    uri: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    execution_id: int
+    run_id: str
+    outputs: dict[str, StoredArtifact]
+    figures: dict[str, object]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    status: str
+    started: float
+    finished: float | None
+    config_file: str
+    figures: dict[str, object]
+
+
+class Lineage:
+    """The ML Metadata store of one pipeline (``<root>/<pipeline>/metadata.sqlite``)."""
+
+    def __init__(self, pipeline_dir: str):
+        os.makedirs(pipeline_dir, exist_ok=True)
+        config = mlmd.ConnectionConfig()
+        config.sqlite.filename_uri = os.path.join(pipeline_dir, STORE_FILE)
+        config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        self.store = metadata_store.MetadataStore(config)
+        self._type_ids: dict[tuple[str, str], int] = {}
+
+    # -- types -------------------------------------------------------------------------------
+    def _context_type(self, name: str) -> int:
+        key = ("context", name)
+        if key not in self._type_ids:
+            self._type_ids[key] = self.store.put_context_type(mlmd.ContextType(name=name))
+        return self._type_ids[key]
+
+    def _execution_type(self, component: str) -> int:
+        key = ("execution", component)
+        if key not in self._type_ids:
+            self._type_ids[key] = self.store.put_execution_type(mlmd.ExecutionType(name=execution_type_name(component)))
+        return self._type_ids[key]
+
+    def _artifact_type(self, artifact_type: ArtifactType) -> int:
+        key = ("artifact", artifact_type.name)
+        if key not in self._type_ids:
+            self._type_ids[key] = self.store.put_artifact_type(mlmd.ArtifactType(name=artifact_type.name))
+        return self._type_ids[key]
+
+    # -- runs --------------------------------------------------------------------------------
+    def start_run(self, pipeline: str, run_id: str, config_file: str) -> mlmd.Context:
+        """Records a new run (status RUNNING) under the pipeline's context."""
+        parent = self._pipeline_context(pipeline)
+        run = mlmd.Context(type_id=self._context_type(RUN_CONTEXT), name=f"{pipeline}/{run_id}")
+        _set(run.custom_properties, {"run_id": run_id, "status": "RUNNING", "started": time.time(),
+                                     "config_file": config_file})
+        [run.id] = self.store.put_contexts([run])
+        self.store.put_parent_contexts([mlmd.ParentContext(child_id=run.id, parent_id=parent.id)])
+        return run
+
+    def finish_run(self, run: mlmd.Context, status: str, figures: Mapping[str, object]) -> None:
+        _set(run.custom_properties, {"status": status, "finished": time.time()})
+        _set(run.custom_properties, {f"figure:{k}": v for k, v in figures.items()})
+        self.store.put_contexts([run])
+
+    def _pipeline_context(self, pipeline: str) -> mlmd.Context:
+        type_id = self._context_type(PIPELINE_CONTEXT)
+        found = self.store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
+        if found is not None:
+            return found
+        context = mlmd.Context(type_id=type_id, name=pipeline)
+        [context.id] = self.store.put_contexts([context])
+        return context
+
+    def runs(self, pipeline: str) -> list[RunSummary]:
+        """Every recorded run of ``pipeline``, oldest first."""
+        parent = self.store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
+        if parent is None:
+            return []
+        out = []
+        for context in self.store.get_children_contexts_by_context(parent.id):
+            props = _get(context.custom_properties)
+            out.append(RunSummary(
+                run_id=str(props.get("run_id", context.name)), status=str(props.get("status", "UNKNOWN")),
+                started=float(props.get("started", 0.0)), finished=props.get("finished"),
+                config_file=str(props.get("config_file", "")),
+                figures={k[len("figure:"):]: v for k, v in props.items() if k.startswith("figure:")}))
+        return sorted(out, key=lambda r: r.started)
+
+    def executions_of_run(self, run: mlmd.Context) -> list[mlmd.Execution]:
+        return self.store.get_executions_by_context(run.id)
+
+    def run_context(self, pipeline: str, run_id: str) -> mlmd.Context | None:
+        return self.store.get_context_by_type_and_name(RUN_CONTEXT, f"{pipeline}/{run_id}")
+
+    # -- executions --------------------------------------------------------------------------
+    def find_cached(self, component: str, cache_key: str) -> CacheHit | None:
+        """The newest COMPLETE execution of ``component`` with ``cache_key`` whose outputs still exist."""
+        self._execution_type(component)
+        candidates = [e for e in self.store.get_executions_by_type(execution_type_name(component))
+                      if e.last_known_state == mlmd.Execution.COMPLETE
+                      and e.custom_properties["cache_key"].string_value == cache_key]
+        for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
+            outputs = self._outputs_of(execution.id)
+            if outputs and all(os.path.exists(a.uri) for a in outputs.values()):
+                figures = {k: v for k, v in _get(execution.custom_properties).items() if k not in _BOOKKEEPING}
+                return CacheHit(execution.id, execution.custom_properties["run_id"].string_value, outputs, figures)
+        return None
+
+    def _outputs_of(self, execution_id: int) -> dict[str, StoredArtifact]:
+        events = [e for e in self.store.get_events_by_execution_ids([execution_id]) if e.type == mlmd.Event.OUTPUT]
+        if not events:
+            return {}
+        by_id = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
+        type_names = {t.id: t.name for t in self.store.get_artifact_types_by_id(list({a.type_id for a in by_id.values()}))}
+        outputs = {}
+        for event in events:
+            artifact = by_id[event.artifact_id]
+            if artifact.state != mlmd.Artifact.LIVE:
+                return {}
+            outputs[event.path.steps[0].key] = StoredArtifact(
+                artifact.id, type_names[artifact.type_id], artifact.uri,
+                artifact.custom_properties["fingerprint"].string_value)
+        return outputs
+
+    def record_execution(self, component: str, run: mlmd.Context, *, state: str, cache_key: str, run_id: str,
+                         inputs: Mapping[str, StoredArtifact], new_outputs: Mapping[str, tuple[ArtifactType, str, str]],
+                         reused_outputs: Mapping[str, StoredArtifact], properties: Mapping[str, object]
+                         ) -> dict[str, StoredArtifact]:
+        """Records one execution with its input and output artifacts, atomically.
+
+        Args:
+            state: ``COMPLETE``, ``CACHED`` or ``FAILED``.
+            new_outputs: Output name -> (type, uri, fingerprint) of artifacts this execution wrote.
+            reused_outputs: Output name -> artifacts an earlier execution wrote (a cache hit).
+            properties: Figures and facts shown by ``sluiceway runs`` and lineage queries.
+
+        Returns:
+            Every output by name.
+        """
+        execution = mlmd.Execution(type_id=self._execution_type(component),
+                                   last_known_state=getattr(mlmd.Execution, state))
+        _set(execution.custom_properties, {"cache_key": cache_key, "run_id": run_id, **properties})
+        existing_ids = [a.id for a in (*inputs.values(), *reused_outputs.values())]
+        existing = {a.id: a for a in self.store.get_artifacts_by_id(existing_ids)} if existing_ids else {}
+        pairs = []
+        for name, stored in inputs.items():
+            pairs.append((existing[stored.id], _event(mlmd.Event.INPUT, name)))
+        fresh = {}
+        for name, (artifact_type, uri, fingerprint) in new_outputs.items():
+            artifact = mlmd.Artifact(type_id=self._artifact_type(artifact_type), uri=uri, state=mlmd.Artifact.LIVE)
+            _set(artifact.custom_properties, {"fingerprint": fingerprint, "run_id": run_id, "producer": component})
+            fresh[name] = (artifact, artifact_type.name, uri, fingerprint)
+            pairs.append((artifact, _event(mlmd.Event.OUTPUT, name)))
+        for name, stored in reused_outputs.items():
+            pairs.append((existing[stored.id], _event(mlmd.Event.OUTPUT, name)))
+        _, artifact_ids, _ = self.store.put_execution(execution, pairs, [run], reuse_context_if_already_exist=True,
+                                                      force_reuse_context=True)
+        outputs = dict(reused_outputs)
+        for index, (name, (_, type_name, uri, fingerprint)) in enumerate(fresh.items(), start=len(inputs)):
+            outputs[name] = StoredArtifact(artifact_ids[index], type_name, uri, fingerprint)
+        return outputs
+
+
+def _event(kind: int, name: str) -> mlmd.Event:
+    event = mlmd.Event(type=kind)
+    event.path.steps.add().key = name
+    return event
+
+
+def _set(target, values: Mapping[str, object]) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            target[key].int_value = int(value)
+        elif isinstance(value, int):
+            target[key].int_value = value
+        elif isinstance(value, float):
+            target[key].double_value = value
+        else:
+            target[key].string_value = str(value)
+
+
+def _get(source) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in source.items():
+        kind = value.WhichOneof("value")
+        out[key] = getattr(value, kind) if kind else None
+    return out

@@ -1,0 +1,217 @@
+"""Loads a pipeline YAML file into a ``PipelineConfig``, reporting every error at once.
+
+Each error names its YAML path (``data.split.train``) and the expected form
+(``expected a number between 0 and 100, got "seventy"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipeline.config import Expected, PipelineConfig
+from pipeline.errors import ConfigError, ConfigIssue
+
+_TOP_LEVEL = ", ".join(PipelineConfig.model_fields)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            first = seen[key].start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first defined on line {first})", key_node.start_mark
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load_config(path: str | os.PathLike) -> PipelineConfig:
+    """Reads and validates a pipeline YAML file.
+
+    Args:
+        path: The pipeline YAML file. Relative paths inside it resolve against its folder.
+
+    Returns:
+        The validated, immutable ``PipelineConfig``.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not YAML, or does not match the model; the
+            error lists every problem found.
+    """
+    file = os.fspath(path)
+    try:
+        with open(file, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(file, [ConfigIssue("", "file not found; expected a pipeline YAML file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, [ConfigIssue("", f"cannot read the file: {exc}")]) from None
+    return parse_config(text, file)
+
+
+def parse_config(text: str, file: str) -> PipelineConfig:
+    """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths)."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or str(exc)
+        raise ConfigError(file, [ConfigIssue("", f"{where}malformed YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, [ConfigIssue("", f"malformed YAML: {exc}")]) from None
+    if data is None:
+        raise ConfigError(file, [ConfigIssue("", f"the file is empty; expected a mapping with the keys {_TOP_LEVEL}")])
+    if not isinstance(data, dict):
+        raise ConfigError(
+            file,
+            [ConfigIssue("", f"expected a mapping with the keys {_TOP_LEVEL}, got {_describe(data)}")],
+        )
+    base_dir = os.path.dirname(os.path.abspath(file))
+    try:
+        return PipelineConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(file, [_issue(error) for error in exc.errors()]) from None
+
+
+def _issue(error: dict) -> ConfigIssue:
+    loc = tuple(part for part in error["loc"] if not _is_union_branch(part))
+    path = _format_loc(loc)
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        choices = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), choices, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return ConfigIssue(path, f"unknown key{hint}; expected one of: {', '.join(choices)}")
+    expected = _expected_text(loc)
+    if kind == "missing":
+        return ConfigIssue(path, f"required; expected {expected}" if expected else "required")
+    if kind in ("value_error", "assertion_error") and error.get("ctx", {}).get("error") is not None:
+        return ConfigIssue(path, str(error["ctx"]["error"]))
+    if expected:
+        return ConfigIssue(path, f"expected {expected}, got {_describe(given)}")
+    return ConfigIssue(path, f"{error['msg'][0].lower()}{error['msg'][1:]}, got {_describe(given)}")
+
+
+def _is_union_branch(part: Any) -> bool:
+    # pydantic adds the union member (e.g. 'str', 'function-after[...]') to the location
+    return isinstance(part, str) and (part in ("str", "int", "bool", "float") or "[" in part)
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _walk(loc: tuple) -> tuple[Any, Any]:
+    """Follows ``loc`` through the model; returns (model class or None, field info of the last step)."""
+    model: Any = PipelineConfig
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None, None
+        fields = model.model_fields
+        by_alias = {f.alias: f for f in fields.values() if f.alias}
+        info = fields.get(part) or by_alias.get(part)
+        if info is None:
+            return None, None
+        model = _model_in(info.annotation)
+    return model, info
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_names(loc: tuple) -> list[str]:
+    model, _ = _walk(loc)
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _expected_text(loc: tuple) -> str | None:
+    model, info = _walk(loc)
+    if info is None:
+        return None
+    if loc and isinstance(loc[-1], int):
+        # an element of a list field: look for Expected metadata on the element type
+        args = typing.get_args(info.annotation)
+        return _expected_in(args[0]) if args else None
+    for meta in info.metadata:
+        if isinstance(meta, Expected):
+            return meta.text
+    found = _expected_in(info.annotation)
+    if found:
+        return found
+    if model is not None:
+        return f"a mapping with the keys {', '.join(f.alias or n for n, f in model.model_fields.items())}"
+    if typing.get_origin(info.annotation) is list:
+        return "a list"
+    literal = _literal_values(info.annotation)
+    if literal:
+        return "one of " + ", ".join(repr(v) for v in literal)
+    return None
+
+
+def _expected_in(annotation: Any) -> str | None:
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, Expected):
+            return meta.text
+    for arg in typing.get_args(annotation):
+        found = _expected_in(arg)
+        if found:
+            return found
+    return None
+
+
+def _literal_values(annotation: Any) -> tuple:
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    for arg in typing.get_args(annotation):
+        found = _literal_values(arg)
+        if found:
+            return found
+    return ()
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f'"{shown}"'
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return repr(value)

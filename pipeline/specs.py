@@ -1,0 +1,127 @@
+"""Artifact types and component interfaces, declared once.
+
+The local runner, the ML Metadata records and the Kubeflow compiler all read these: no other
+module spells an artifact or component name as a string literal.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+
+@dataclass(frozen=True)
+class ArtifactType:
+    """A kind of artifact.
+
+    Attributes:
+        name: Type name recorded in ML Metadata (TFX's names where TFX has one).
+        kfp_type: The KFP artifact class it compiles to (``dsl.Dataset``, ``dsl.HTML``, ...).
+        file_name: For single-file artifacts (HTML, Markdown): the file's name inside the local output
+            folder. ``None`` means the artifact is a folder.
+    """
+
+    name: str
+    kfp_type: str
+    file_name: str | None = None
+
+
+EXAMPLES = ArtifactType("Examples", "Dataset")
+STATISTICS = ArtifactType("ExampleStatistics", "Artifact")
+STATISTICS_VIEW = ArtifactType("ExampleStatisticsView", "HTML", "statistics.html")
+SCHEMA = ArtifactType("Schema", "Artifact")
+ANOMALIES = ArtifactType("ExampleAnomalies", "Artifact")
+ANOMALIES_REPORT = ArtifactType("ExampleAnomaliesReport", "Markdown", "anomalies.md")
+
+# Files inside folder artifacts, shared by the components that write and read them.
+SPLIT_INFO_FILE = "split_info.json"
+SCHEMA_FILE = "schema.pbtxt"
+STATS_FILE = "FeatureStats.pb"
+ANOMALIES_FILE = "SchemaDiff.pb"
+ANOMALIES_SUMMARY_FILE = "anomalies.json"
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """An input fed from another component's output."""
+
+    component: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """The interface of one pipeline component.
+
+    Attributes:
+        name: TFX-style name (``ExampleGen``); also the output folder name in a run.
+        package: The ``components.<package>`` that implements it; its ``core.execute`` runs it and
+            its sources make up the code version used by the cache.
+        sections: Config sections (top-level YAML keys) the component reads.
+        inputs: Input name -> the upstream output that feeds it.
+        outputs: Output name -> artifact type.
+    """
+
+    name: str
+    package: str
+    sections: tuple[str, ...]
+    inputs: Mapping[str, InputRef] = field(default_factory=dict)
+    outputs: Mapping[str, ArtifactType] = field(default_factory=dict)
+
+    @property
+    def core_module(self) -> str:
+        return f"components.{self.package}.core"
+
+    def executor(self) -> Callable:
+        """Imports the component's core and returns its ``execute`` function."""
+        return importlib.import_module(self.core_module).execute
+
+    def input_type(self, name: str) -> ArtifactType:
+        ref = self.inputs[name]
+        return COMPONENTS_BY_NAME[ref.component].outputs[ref.output]
+
+
+EXAMPLE_GEN = ComponentSpec(
+    name="ExampleGen",
+    package="example_gen",
+    sections=("data", "features"),
+    outputs={"examples": EXAMPLES},
+)
+STATISTICS_GEN = ComponentSpec(
+    name="StatisticsGen",
+    package="statistics_gen",
+    sections=("features", "beam"),
+    inputs={"examples": InputRef("ExampleGen", "examples")},
+    outputs={"statistics": STATISTICS, "statistics_view": STATISTICS_VIEW},
+)
+SCHEMA_GEN = ComponentSpec(
+    name="SchemaGen",
+    package="schema_gen",
+    sections=("features", "validation"),
+    inputs={"statistics": InputRef("StatisticsGen", "statistics")},
+    outputs={"schema": SCHEMA},
+)
+EXAMPLE_VALIDATOR = ComponentSpec(
+    name="ExampleValidator",
+    package="example_validator",
+    sections=("features", "validation"),
+    inputs={
+        "statistics": InputRef("StatisticsGen", "statistics"),
+        "schema": InputRef("SchemaGen", "schema"),
+    },
+    outputs={"anomalies": ANOMALIES, "anomalies_report": ANOMALIES_REPORT},
+)
+
+# Dependency order; the local runner executes them in this order.
+COMPONENTS: tuple[ComponentSpec, ...] = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR)
+COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
+
+
+def upstream_of(name: str) -> list[ComponentSpec]:
+    """``name`` and every component it depends on, in dependency order."""
+    needed = {name}
+    for spec in reversed(COMPONENTS):
+        if spec.name in needed:
+            needed.update(ref.component for ref in spec.inputs.values())
+    return [spec for spec in COMPONENTS if spec.name in needed]
