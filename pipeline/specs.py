@@ -37,6 +37,7 @@ ANOMALIES_REPORT = ArtifactType("ExampleAnomaliesReport", "Markdown", "anomalies
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
 SCHEMA_FILE = "schema.pbtxt"
+SCHEMA_SOURCE_FILE = "schema_source.json"
 STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
 ANOMALIES_SUMMARY_FILE = "anomalies.json"

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from components.common.artifacts import split_file
 from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
@@ -59,11 +60,6 @@ class ExampleGenResult:
     rows: dict[str, int]
     files: list[str]
     label_counts: dict[str, int]
-
-
-def split_file(examples_dir: str, split: str) -> str:
-    """The TFRecord file of ``split`` inside an Examples artifact folder."""
-    return os.path.join(examples_dir, f"Split-{split}", "data-00000-of-00001.tfrecord.gz")
 
 
 def source_files(data: DataConfig) -> list[str]:

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping
 
-from components.common.stats import load_split_stats
+from components.common.artifacts import is_curated, load_split_stats
 from pipeline.config import SPLITS, ComparatorThresholds, FeaturesConfig, Section, ValidationConfig
 from pipeline.errors import DataValidationError
 from pipeline.specs import ANOMALIES_FILE, ANOMALIES_SUMMARY_FILE, SCHEMA_FILE
@@ -102,7 +102,7 @@ def run_example_validator(statistics_dir: str, schema_dir: str, anomalies_dir: s
         _add_comparators(schema, features, validation.skew, "skew_comparator")
     train = load_split_stats(statistics_dir, SPLITS[0])
     # Inferred from train, the schema trivially holds there; a curated one may not.
-    splits = SPLITS if validation.schema_path else SPLITS[1:]
+    splits = SPLITS if is_curated(schema_dir) else SPLITS[1:]
     anomalies: list[Anomaly] = []
     measures: list[DriftMeasure] = []
     for split in splits:

@@ -7,13 +7,14 @@ writes the inferred one as a starting point to curate.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, Mapping
 
-from components.common.stats import load_split_stats
+from components.common.artifacts import load_split_stats
 from pipeline.config import SPLITS, Section, ValidationConfig
 from pipeline.errors import DataError
-from pipeline.specs import SCHEMA_FILE
+from pipeline.specs import SCHEMA_FILE, SCHEMA_SOURCE_FILE
 
 
 def external_files(config: Mapping[str, Section]) -> list[str]:
@@ -74,4 +75,8 @@ def run_schema_gen(statistics_dir: str, schema_dir: str, validation: ValidationC
               else infer_schema(statistics_dir))
     os.makedirs(schema_dir, exist_ok=True)
     tfdv.write_schema_text(schema, os.path.join(schema_dir, SCHEMA_FILE))
+    with open(os.path.join(schema_dir, SCHEMA_SOURCE_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"curated": bool(validation.schema_path),
+                   "source": validation.schema_path or "inferred from the train split's statistics"}, handle)
     return schema
+

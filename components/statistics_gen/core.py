@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Mapping
 
-from components.common.stats import load_split_stats, stats_path
-from components.example_gen.core import split_file
+from components.common.artifacts import load_split_stats, split_file, stats_path
 from pipeline.config import SPLITS, BeamConfig, Section
 
 
