@@ -32,7 +32,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 golden: setup
-	$(BIN)/python -m tests.pipeline.golden
+	$(BIN)/python -m tests.pipeline.regenerate_golden
 
 json-schema: setup
 	$(BIN)/sluiceway config-schema -o schemas/pipeline.schema.json
