@@ -1,0 +1,73 @@
+"""The quickstart end to end through the CLI, as a newcomer runs it (on a copy in a tmp folder)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+
+from pipeline.cli import main
+from tests.conftest import QUICKSTART_SCHEMA, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def _quickstart_copy(tmp_path, rows: int = 20000, drift: float = 0.0) -> str:
+    text = open(os.path.join(REPO, "examples", "quickstart", "pipeline.yaml")).read()
+    text = text.replace("../../schemas/quickstart/schema.pbtxt", QUICKSTART_SCHEMA)
+    assert QUICKSTART_SCHEMA in text, "the quickstart no longer names the curated schema"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    args = ["generate-data", "-o", str(tmp_path / "data" / "credit.csv.gz"), "--rows", str(rows), "--seed", "7"]
+    assert main(args + ["--drift", str(drift)]) == 0
+    return str(path)
+
+
+def test_quickstart_runs_then_a_rerun_executes_nothing(tmp_path, capsys):
+    config = _quickstart_copy(tmp_path)
+    assert main(["run", config]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" done ") == 4 and "4 executed, 0 cached" in out
+    assert "Outputs: " + str(tmp_path / "pipelines" / "quickstart") in out
+    assert main(["run", config]) == 0
+    again = capsys.readouterr().out
+    assert "Nothing changed: all 4 components reused cached outputs; no component executed." in again
+    assert " done " not in again
+
+
+def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_path, capsys):
+    config = _quickstart_copy(tmp_path, rows=8000, drift=1.0)
+    assert main(["run", config]) == 4
+    captured = capsys.readouterr()
+    assert "[4/4] ExampleValidator  FAILED" in captured.out
+    err = captured.err
+    assert "ExampleValidator failed" in err and "The run stops before training" in err
+    for value in ("gig_worker", "crypto", "overseas"):
+        assert value in err
+    # the evidence is kept: the anomalies report of the failed run is on disk
+    reports = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "*" / "ExampleValidator" / "anomalies_report"
+                            / "anomalies.md"))
+    assert len(reports) == 1 and "gig_worker" in open(reports[0]).read()
+
+
+def test_kfp_local_runner_runs_the_compiled_components_with_the_same_results(tmp_path, capsys):
+    config = _quickstart_copy(tmp_path, rows=4000)
+    assert main(["run", config]) == 0
+    local_runs = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "2*" / "run.json"))
+    local = json.load(open(local_runs[0]))
+    local_rows = local["components"][0]["figures"]
+    capsys.readouterr()
+    assert main(["run", config, "--runner", "kfp-local"]) == 0
+    assert "kfp local run finished" in capsys.readouterr().out
+    [run_dir] = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "kfp-local" / "quickstart-*"))
+    executor = json.load(open(os.path.join(run_dir, "example-gen", "executor_output.json")))
+    kfp_rows = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    for split in ("train", "eval", "test"):
+        assert kfp_rows[f"rows_{split}"] == local_rows[f"rows_{split}"]
+    assert os.path.exists(os.path.join(run_dir, "example-validator", "anomalies_report"))
+    local_schema = open(glob.glob(str(tmp_path / "pipelines" / "quickstart" / "2*" / "SchemaGen" / "schema"
+                                      / "schema.pbtxt"))[0]).read()
+    kfp_schema = open(os.path.join(run_dir, "schema-gen", "schema", "schema.pbtxt")).read()
+    assert kfp_schema == local_schema
