@@ -8,7 +8,9 @@ here, so it avoids TensorFlow's multi-second import.
 from __future__ import annotations
 
 import gzip
+import queue
 import struct
+import threading
 from typing import BinaryIO, Iterator
 
 import google_crc32c
@@ -23,18 +25,41 @@ def _masked_crc(data: bytes) -> int:
 
 
 class TFRecordWriter:
-    """Writes records to a gzip-compressed TFRecord file (byte-identical for identical input)."""
+    """Writes records to a gzip-compressed TFRecord file (byte-identical for identical input).
 
-    def __init__(self, path: str, compresslevel: int = 6):
+    Compression runs on a background thread (zlib releases the GIL), so it overlaps with the
+    caller's parsing and encoding; the queue is bounded, so memory is too. Level 1 trades about a
+    quarter more bytes for compression several times faster than gzip's default.
+    """
+
+    def __init__(self, path: str, compresslevel: int = 1):
         self._raw = open(path, "wb")
         # filename='' and mtime=0 keep the gzip header free of run-specific bytes
         self._out: BinaryIO = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=compresslevel)
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name=f"tfrecord-writer:{path}", daemon=True)
+        self._thread.start()
         self.count = 0
 
+    def _drain(self) -> None:
+        while True:
+            blob = self._queue.get()
+            if blob is None:
+                return
+            if self._error is None:
+                try:
+                    self._out.write(blob)
+                except BaseException as exc:  # surfaced to the caller on its next write or close
+                    self._error = exc
+
+    def _put(self, blob: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(blob)
+
     def write(self, record: bytes) -> None:
-        header = struct.pack("<Q", len(record))
-        self._out.write(header + struct.pack("<I", _masked_crc(header)) + record + struct.pack("<I", _masked_crc(record)))
-        self.count += 1
+        self.write_many([record])
 
     def write_many(self, records: list[bytes]) -> None:
         pack_q, pack_i, crc = struct.Struct("<Q").pack, struct.Struct("<I").pack, _masked_crc
@@ -42,12 +67,18 @@ class TFRecordWriter:
         for record in records:
             header = pack_q(len(record))
             parts += (header, pack_i(crc(header)), record, pack_i(crc(record)))
-        self._out.write(b"".join(parts))
+        self._put(b"".join(parts))
         self.count += len(records)
 
     def close(self) -> None:
-        self._out.close()
-        self._raw.close()
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            self._out.close()
+        finally:
+            self._raw.close()
+        if self._error is not None:
+            raise self._error
 
     def __enter__(self) -> "TFRecordWriter":
         return self

@@ -22,6 +22,7 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -232,15 +233,17 @@ def _split_keys(batch: pa.RecordBatch, records: list[bytes], key: str | None, pa
     if values.null_count:
         raise DataError(f"{path}: split key column '{key}' has {values.null_count} empty value(s); "
                         "expected a value in every row (data.split.key)")
-    return [v.encode("utf-8") if isinstance(v, str) else v for v in values.to_pylist()]
+    return values.cast(pa.binary()).to_pylist()
 
 
 def _label_values(batch: pa.RecordBatch, label: str) -> Counter:
     column = batch.column(batch.schema.get_field_index(label))
     if pa.types.is_list(column.type):
         column = column.flatten()
-    values = column.to_pylist()
-    return Counter("" if v is None else v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
+    counts = Counter()
+    for item in pc.value_counts(column.cast(pa.string())).to_pylist():
+        counts["" if item["values"] is None else item["values"]] += item["counts"]
+    return counts
 
 
 def _check_labels(labels: Counter, features: FeaturesConfig, files: list[str]) -> None:
