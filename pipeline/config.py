@@ -67,7 +67,9 @@ class PipelineSection(Section):
     """Identity of the pipeline and where its runs are stored."""
 
     name: Name = Field(description="Pipeline name; runs go under <root>/<name>/.")
-    root: PathStr = Field("pipelines", description="Folder holding every run's outputs and the ML Metadata store.")
+    root: PathStr = Field(
+        "pipelines", validate_default=True,  # so the default, too, resolves against the YAML's folder
+        description="Folder holding every run's outputs and the ML Metadata store.")
 
 
 class SplitConfig(Section):

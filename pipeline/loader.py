@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import typing
 from typing import Any
 
@@ -38,6 +39,14 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, d
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+# YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which would turn
+# `positive: yes` into True and silently stop matching a label column holding "yes"/"no".
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def load_config(path: str | os.PathLike) -> PipelineConfig:
@@ -86,7 +95,9 @@ def parse_config(text: str, file: str) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(file, [_issue(error) for error in exc.errors()]) from None
+        # a value matching no branch of a union yields one error per branch: report it once
+        issues = list(dict.fromkeys(_issue(error) for error in exc.errors()))
+        raise ConfigError(file, issues) from None
 
 
 def _issue(error: dict) -> ConfigIssue:
@@ -163,6 +174,9 @@ def _expected_text(loc: tuple) -> str | None:
     model, info = _walk(loc)
     if info is None:
         return None
+    if typing.get_origin(info.annotation) is list and not (loc and isinstance(loc[-1], int)):
+        element = _expected_in(typing.get_args(info.annotation)[0])
+        return f"a list of {element}s" if element else "a list"
     if loc and isinstance(loc[-1], int):
         # an element of a list field: look for Expected metadata on the element type
         args = typing.get_args(info.annotation)

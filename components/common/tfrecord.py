@@ -11,6 +11,7 @@ import gzip
 import queue
 import struct
 import threading
+import zlib
 from typing import BinaryIO, Iterator
 
 import google_crc32c
@@ -101,22 +102,25 @@ def read_records(path: str, verify: bool = True) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
     opener = gzip.open if compressed else open
-    with opener(path, "rb") as handle:
-        index = 0
-        while True:
-            header = handle.read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                raise CorruptRecordError(f"{path}: truncated header of record {index + 1}")
-            (length,) = struct.unpack("<Q", header[:8])
-            if verify and struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
-                raise CorruptRecordError(f"{path}: record {index + 1} has a bad length checksum (not a TFRecord file?)")
-            body = handle.read(length + 4)
-            if len(body) < length + 4:
-                raise CorruptRecordError(f"{path}: record {index + 1} is truncated")
-            data = body[:length]
-            if verify and struct.unpack("<I", body[length:])[0] != _masked_crc(data):
-                raise CorruptRecordError(f"{path}: record {index + 1} has a bad data checksum")
-            yield data
-            index += 1
+    index = 0
+    try:
+        with opener(path, "rb") as handle:
+            while True:
+                header = handle.read(12)
+                if not header:
+                    return
+                if len(header) < 12:
+                    raise CorruptRecordError(f"{path}: truncated header of record {index + 1}")
+                (length,) = struct.unpack("<Q", header[:8])
+                if verify and struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+                    raise CorruptRecordError(f"{path}: record {index + 1} has a bad length checksum (not a TFRecord file?)")
+                body = handle.read(length + 4)
+                if len(body) < length + 4:
+                    raise CorruptRecordError(f"{path}: record {index + 1} is truncated")
+                data = body[:length]
+                if verify and struct.unpack("<I", body[length:])[0] != _masked_crc(data):
+                    raise CorruptRecordError(f"{path}: record {index + 1} has a bad data checksum")
+                yield data
+                index += 1
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a gzip stream cut short or damaged
+        raise CorruptRecordError(f"{path}: the gzip stream breaks off at record {index + 1}: {exc}") from None

@@ -154,10 +154,9 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         for path in files:
             fmt = file_format(path, data.format)
             file_rows = 0
-            for batch, records in _read(path, fmt, columns, data, features, example_coder):
-                if records is None:
-                    records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
-                keys = _split_keys(batch, records, data.split.key, path)
+            for batch in _read(path, fmt, columns, data, example_coder):
+                records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
+                keys = _split_keys(batch, data.split.key, path)
                 labels.update(_label_values(batch, features.label))
                 per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
                 for key, record in zip(keys, records):
@@ -222,25 +221,24 @@ def _split_bounds(data: DataConfig) -> tuple[int, int]:
     return train, train + round(data.split.eval / 100 * _BUCKETS)
 
 
-def _split_keys(batch: pa.RecordBatch, records: list[bytes], key: str | None, path: str) -> list[bytes]:
-    if key is None:
-        return records
-    values = batch.column(batch.schema.get_field_index(key))
-    if pa.types.is_list(values.type):  # TFRecord input: a list<binary> per row
-        values = values.flatten() if values.null_count == 0 and len(values.flatten()) == len(values) else None
-        if values is None:
-            raise DataError(f"{path}: split key column '{key}' must hold exactly one value in every row")
-    if values.null_count:
-        raise DataError(f"{path}: split key column '{key}' has {values.null_count} empty value(s); "
-                        "expected a value in every row (data.split.key)")
-    return values.cast(pa.binary()).to_pylist()
+def _split_keys(batch: pa.RecordBatch, key: str | None, path: str) -> list[bytes]:
+    """What each row's split is a hash of: its key, or all its values (never the encoded bytes,
+    whose feature order the encoder does not fix)."""
+    if key is not None:
+        values = batch.column(batch.schema.get_field_index(key))
+        if values.null_count:
+            raise DataError(f"{path}: split key column '{key}' has {values.null_count} empty value(s); "
+                            "expected a value in every row (data.split.key)")
+        return values.cast(pa.binary()).to_pylist()
+    # one text per row: every value in column order, with a marker no text value can hold for missing
+    parts = [column.cast(pa.string()) for column in batch.columns]
+    joined = pc.binary_join_element_wise(*parts, "\x1f", null_handling="replace", null_replacement="\x00")
+    return joined.cast(pa.binary()).to_pylist()
 
 
 def _label_values(batch: pa.RecordBatch, label: str) -> Counter:
     column = batch.column(batch.schema.get_field_index(label))
-    if pa.types.is_list(column.type):
-        column = column.flatten()
-    counts = Counter()
+    counts: Counter = Counter()
     for item in pc.value_counts(column.cast(pa.string())).to_pylist():
         counts["" if item["values"] is None else item["values"]] += item["counts"]
     return counts
@@ -257,16 +255,15 @@ def _check_labels(labels: Counter, features: FeaturesConfig, files: list[str]) -
                         "expected both positive and negative examples")
 
 
-def _read(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
-          example_coder) -> Iterator[tuple[pa.RecordBatch, list[bytes] | None]]:
+def _read(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig,
+          example_coder) -> Iterator[pa.RecordBatch]:
+    """Record batches of exactly ``columns``, in that order and of those types, whatever the format."""
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: the file is empty; expected {fmt} data")
     if fmt == "csv":
-        for batch in _read_csv(path, columns, data.batch_rows):
-            yield batch, None
+        yield from _read_csv(path, columns, data.batch_rows)
     elif fmt == "parquet":
-        for batch in _read_parquet(path, columns, data.batch_rows):
-            yield batch, None
+        yield from _read_parquet(path, columns, data.batch_rows)
     else:
         yield from _read_tfrecord(path, columns, data.batch_rows, example_coder)
 
@@ -301,7 +298,10 @@ def _csv_header(path: str) -> list[str]:
 def _open_text(path: str):
     with open(path, "rb") as raw:
         compressed = raw.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8", newline="") if compressed else open(path, encoding="utf-8", newline="")
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark, which pyarrow skips too
+    if compressed:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _require_columns(path: str, present: list[str], columns: dict[str, pa.DataType]) -> None:
@@ -317,11 +317,13 @@ def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa
     if parse:
         line, expected, got = parse.groups()
         return DataError(f"{path}: line {line} has {got} fields; expected {expected} like the header")
-    conversion = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)
+    conversion = re.search(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'",
+                           message)
     if conversion:
-        index, _, value = conversion.groups()
-        name = [c for c in header if c in columns][int(index)] if int(index) < len(columns) else f"#{index}"
-        line = _find_line(path, header.index(name) if name in header else -1, value)
+        index, row, _, value = conversion.groups()
+        # pyarrow counts the file's columns, not the ones kept
+        name = header[int(index)] if int(index) < len(header) else f"#{index}"
+        line = int(row) if row else _find_line(path, int(index), value)
         where = f"line {line}: " if line else ""
         return DataError(f"{path}: {where}column '{name}' has the value '{value}'; expected a number "
                          "(it is declared under features.numeric)")
@@ -364,9 +366,9 @@ def _read_parquet(path: str, columns: dict[str, pa.DataType], batch_rows: int) -
 
 
 def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
-                   example_coder) -> Iterator[tuple[pa.RecordBatch, list[bytes]]]:
+                   example_coder) -> Iterator[pa.RecordBatch]:
     decoder = example_coder.ExamplesToRecordBatchDecoder()
-    pending: list[bytes] = []
+    target = pa.schema(list(columns.items()))
     checked = False
 
     def decode(records: list[bytes]) -> pa.RecordBatch:
@@ -378,20 +380,48 @@ def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
         if not checked:
             _require_columns(path, batch.schema.names, columns)
             checked = True
-        missing = [n for n in columns if n not in batch.schema.names]
-        if missing:
-            raise DataError(f"{path}: some records lack the feature(s) {', '.join(missing)} in every row of a batch")
-        return batch
+        arrays = []
+        for name, kind in columns.items():
+            if name in batch.schema.names:
+                arrays.append(_single_values(path, name, batch.column(batch.schema.get_field_index(name)), kind))
+            else:  # absent from every example of this batch: all missing
+                arrays.append(pa.nulls(batch.num_rows, kind))
+        return pa.RecordBatch.from_arrays(arrays, schema=target)
 
+    pending: list[bytes] = []
     try:
         for record in read_records(path):
             pending.append(record)
             if len(pending) >= batch_rows:
-                yield decode(pending), pending
+                yield decode(pending)
                 pending = []
     except CorruptRecordError as exc:
         raise DataError(f"{exc}; expected TFRecord files of tf.Example") from None
-    except (OSError, EOFError) as exc:
+    except OSError as exc:
         raise DataError(f"{path}: cannot read as TFRecord: {exc}") from None
     if pending:
-        yield decode(pending), pending
+        yield decode(pending)
+
+
+def _single_values(path: str, name: str, column: pa.Array, kind: pa.DataType) -> pa.Array:
+    """A tf.Example feature column (a list per row) as one value per row, null where missing."""
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0), dtype=np.int64)
+    if len(lengths) and lengths.max() > 1:
+        raise DataError(f"{path}: feature '{name}' holds {lengths.max()} values in some example; "
+                        "expected at most one value per example")
+    present = lengths == 1
+    values = column.flatten()
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+        values = values.cast(pa.string()) if kind == pa.string() else values
+    if kind == pa.float64() and not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        raise DataError(f"{path}: feature '{name}' holds {values.type} values; expected a number "
+                        "(it is declared under features.numeric)")
+    try:
+        values = values.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"{path}: feature '{name}' cannot be read as {kind}: {exc}") from None
+    if present.all():
+        return values
+    positions = np.where(present, np.cumsum(present) - 1, 0)
+    taken = values.take(pa.array(positions)) if len(values) else pa.nulls(len(present), kind)
+    return pc.if_else(pa.array(present), taken, pa.scalar(None, kind))
