@@ -6,6 +6,7 @@ options come from the ``beam`` section, so the same step runs on Dataflow, Flink
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Callable, Mapping
 
@@ -63,10 +64,40 @@ def _write_view(stats: dict, view_path: str) -> None:
     for other in SPLITS[1:]:
         snippet = get_statistics_html(stats[SPLITS[0]], stats[other], lhs_name=SPLITS[0], rhs_name=other)
         sections.append(f"<h2>{SPLITS[0]} vs {other}</h2>\n{snippet}")
-    page = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Example statistics</title></head><body>\n"
-            "<h1>Example statistics (TFDV)</h1>\n"
-            "<p>TensorFlow Data Validation's Facets Overview; the viewer's scripts load from the web.</p>\n"
+    page = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Example statistics</title>\n"
+            "<style>body{font-family:sans-serif} table{border-collapse:collapse} "
+            "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right} td:first-child{text-align:left}</style>"
+            "</head><body>\n<h1>Example statistics</h1>\n"
+            "<h2>Summary</h2>\n" + _summary_table(stats) + "\n"
+            "<p>Below: TensorFlow Data Validation's Facets Overview (its viewer loads scripts from the web; "
+            "the summary above does not).</p>\n"
             + "\n".join(sections) + "\n</body></html>\n")
     os.makedirs(os.path.dirname(view_path) or ".", exist_ok=True)
     with open(view_path, "w", encoding="utf-8") as handle:
         handle.write(page)
+
+
+def _summary_table(stats: dict) -> str:
+    """Per feature and split: missing share, and mean (numeric) or distinct values and top value."""
+    rows: dict[str, dict[str, str]] = {}
+    for split, stat_list in stats.items():
+        if not stat_list.datasets:
+            continue
+        for feature in stat_list.datasets[0].features:
+            kind = feature.WhichOneof("stats")
+            if kind not in ("num_stats", "string_stats"):
+                continue
+            values = getattr(feature, kind)
+            common = values.common_stats
+            total = common.num_missing + common.num_non_missing
+            missing = f"{100 * common.num_missing / total:.1f}%" if total else "-"
+            if kind == "num_stats":
+                shown = f"mean {values.mean:,.4g}, sd {values.std_dev:,.4g}"
+            else:
+                top = html.escape(values.top_values[0].value) if values.top_values else "-"
+                shown = f"{values.unique:,} distinct, top {top}"
+            rows.setdefault(".".join(feature.path.step), {})[split] = f"{missing} missing; {shown}"
+    header = "<tr><th>feature</th>" + "".join(f"<th>{split}</th>" for split in SPLITS) + "</tr>"
+    body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{cells.get(split, '-')}</td>" for split in SPLITS)
+                   + "</tr>" for name, cells in sorted(rows.items()))
+    return f"<table>{header}{body}</table>"

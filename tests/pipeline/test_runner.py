@@ -181,3 +181,17 @@ def test_a_hard_crash_leaves_no_output_that_looks_complete(config_file):
     assert _states(result)["ExampleGen"] == "cached"
     assert _states(result)["StatisticsGen"] == "executed"
     assert not os.path.exists(os.path.join(result.outcome("StatisticsGen").outputs["statistics"], "partial.pb"))
+
+
+def test_infer_schema_writes_a_schema_to_curate_and_never_overwrites_silently(config_file, tmp_path, capsys):
+    target = tmp_path / "schemas" / "test" / "schema.pbtxt"
+    assert main(["infer-schema", config_file, "-o", str(target)]) == 0
+    text = target.read_text()
+    assert 'name: "employment_type"' in text and 'string_domain' in text
+    assert "Curate it" in capsys.readouterr().out
+    target.write_text("# curated by hand\n" + text)
+    assert main(["infer-schema", config_file, "-o", str(target)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert target.read_text().startswith("# curated by hand")
+    assert main(["infer-schema", config_file, "-o", str(target), "--force"]) == 0
+    assert not target.read_text().startswith("# curated by hand")

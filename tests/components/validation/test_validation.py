@@ -68,6 +68,7 @@ def test_statistics_cover_every_split_and_the_html_view_compares_them(clean):
     assert sum(counts.values()) == 3000 and counts["train"] > counts["eval"] > 0
     page = open(os.path.join(clean, "view.html")).read()
     assert page.count("<facets-overview") == 2 and "train vs eval" in page and "train vs test" in page
+    assert "<td>sex</td>" in page and "distinct, top" in page and "missing; mean" in page
 
 
 def test_clean_data_has_no_anomalies_and_every_feature_is_compared(clean, tmp_path):
