@@ -67,7 +67,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_generate_data(args: argparse.Namespace) -> int:
     from pipeline.datagen import generate
 
-    result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift)
+    try:
+        result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift)
+    except (ValueError, TypeError) as exc:
+        raise SluicewayError(f"generate-data: {exc}") from None
     print(f"Wrote {result.rows:,} rows to {result.path} in {result.seconds:.1f}s "
           f"(positive rate {result.positive_rate:.3f}, bias {args.bias:g}, drift {args.drift:g})")
     return 0
@@ -85,6 +88,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from pipeline.lineage import Lineage
     from pipeline.runner import pipeline_dir
+    from pipeline.specs import COMPONENTS
     from pipeline.table import text_table
 
     config = _load(args.file)
@@ -96,12 +100,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"No runs of '{config.pipeline.name}' recorded in {root}.")
         return 0
+    summary = [f"{spec.name}.{figure}" for spec in COMPONENTS for figure in spec.summary]
     rows = []
     for run in runs[-args.last:]:
         figures = run.figures
         took = f"{run.finished - run.started:.1f}s" if run.finished else "-"
-        shown = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in figures.items()
-                          if k in ("ExampleGen.rows", "ExampleValidator.anomalies"))
+        shown = ", ".join(f"{key.split('.', 1)[1]}={figures[key]}" for key in summary if key in figures)
         rows.append((run.run_id, run.status, datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S"), took,
                      figures.get("executed", "-"), figures.get("cached", "-"), shown))
     print(text_table(("run", "status", "started", "took", "executed", "cached", "figures"), rows))
@@ -205,11 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     except SluicewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ValueError as exc:  # e.g. generate-data's argument checks
-        if args.command != "generate-data":
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if args.command == "run":
             print(f"Finished in {time.monotonic() - started:.1f}s.")

@@ -62,6 +62,7 @@ class ComponentSpec:
         sections: Config sections (top-level YAML keys) the component reads.
         inputs: Input name -> the upstream output that feeds it.
         outputs: Output name -> artifact type.
+        summary: Figures of this component that ``sluiceway runs`` shows.
     """
 
     name: str
@@ -69,6 +70,7 @@ class ComponentSpec:
     sections: tuple[str, ...]
     inputs: Mapping[str, InputRef] = field(default_factory=dict)
     outputs: Mapping[str, ArtifactType] = field(default_factory=dict)
+    summary: tuple[str, ...] = ()
 
     @property
     def core_module(self) -> str:
@@ -88,6 +90,7 @@ EXAMPLE_GEN = ComponentSpec(
     package="example_gen",
     sections=("data", "features"),
     outputs={"examples": EXAMPLES},
+    summary=("rows",),
 )
 STATISTICS_GEN = ComponentSpec(
     name="StatisticsGen",
@@ -112,6 +115,7 @@ EXAMPLE_VALIDATOR = ComponentSpec(
         "schema": InputRef("SchemaGen", "schema"),
     },
     outputs={"anomalies": ANOMALIES, "anomalies_report": ANOMALIES_REPORT},
+    summary=("anomalies",),
 )
 
 # Dependency order; the local runner executes them in this order.
