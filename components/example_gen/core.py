@@ -177,6 +177,11 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         for writer in writers.values():
             writer.close()
     _check_labels(labels, features, files)
+    empty = [split for split in SPLITS if rows[split] == 0]
+    if empty:
+        raise DataError(f"{files[0] if len(files) == 1 else data.source}: the {' and '.join(empty)} split(s) got no "
+                        f"rows out of {total:,}; expected data large enough for every split (data.split ratios "
+                        f"{data.split.train:g}/{data.split.eval:g}/{data.split.test:g})")
     info = {
         "splits": {split: {"rows": rows[split], "file": os.path.relpath(split_file(examples_dir, split), examples_dir)}
                    for split in SPLITS},

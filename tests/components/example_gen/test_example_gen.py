@@ -505,6 +505,16 @@ def test_label_with_one_class_only(tmp_path, small_lines):
     assert source in message and "one class only" in message
 
 
+def test_too_few_rows_for_every_split_is_an_error_not_an_empty_split(tmp_path, small_lines):
+    yes = next(line for line in small_lines[1:] if line.rstrip().endswith(",yes"))
+    no = next(line for line in small_lines[1:] if line.rstrip().endswith(",no"))
+    source = write_text(tmp_path / "two-rows.csv", [small_lines[0], yes, no])  # two rows cannot fill three splits
+
+    message = expect_data_error(tmp_path, source)
+
+    assert source in message and "got no rows out of 2" in message and "70/15/15" in message
+
+
 def test_parquet_numeric_column_holding_strings(tmp_path, same_data):
     table = pq.read_table(same_data[".parquet"])
     index = table.schema.get_field_index("income")
