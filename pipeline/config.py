@@ -189,16 +189,114 @@ class BeamConfig(Section):
     )
 
 
+NumericMethod = Annotated[
+    Literal["zscore", "minmax", "log", "bucketize", "none"],
+    Expected("one of 'zscore', 'minmax', 'log' (log1p, then z-score), 'bucketize', 'none'"),
+]
+Count = Annotated[int, Field(strict=True, ge=1), Expected("a whole number of at least 1")]
+
+
+class VocabularyConfig(Section):
+    """How categorical features map to integer ids (tft.compute_and_apply_vocabulary)."""
+
+    top_k: Optional[Count] = Field(None, description="Keep only the k most frequent values (null keeps all).")
+    frequency_threshold: Count = Field(1, description="Values seen fewer times in train are out of vocabulary.")
+    oov_buckets: Count = Field(1, description="Buckets for values not in the vocabulary (unseen categories).")
+
+
+class MissingValuesConfig(Section):
+    """What missing values become before scaling or vocabulary lookup."""
+
+    numeric: Literal["mean", "zero"] = Field("mean", description="Fill numeric gaps with the train mean or zero.")
+    categorical: str = Field("", description="Fill categorical gaps with this value (its own vocabulary entry).")
+
+
 class TransformConfig(Section):
-    """Transform settings (filled by the Transform issue)."""
+    """Transform (tensorflow-transform): the preprocessing every split, and serving, goes through.
 
+    By default a preprocessing function is generated from the features; ``module_file`` names
+    your own instead (like TFX's module_file).
+    """
 
-class TunerConfig(Section):
-    """Tuner settings (filled by the Tuner issue)."""
+    numeric: NumericMethod = Field("zscore", description="Scaling of every numeric feature without its own entry.")
+    per_feature: dict[str, NumericMethod] = Field(
+        default_factory=dict, description="Numeric feature -> scaling, overriding 'numeric'.")
+    buckets: Annotated[int, Field(strict=True, ge=2, le=1000), Expected("a whole number from 2 to 1000")] = Field(
+        10, description="Quantile buckets for 'bucketize'.")
+    vocabulary: VocabularyConfig = Field(default_factory=VocabularyConfig)
+    hash_buckets: dict[str, Count] = Field(
+        default_factory=dict, description="Categorical feature -> hash buckets, for high-cardinality strings.")
+    missing: MissingValuesConfig = Field(default_factory=MissingValuesConfig)
+    module_file: Optional[PathStr] = Field(
+        None, description="A Python file defining your own preprocessing function (replaces the generated one).")
+    preprocessing_fn: str = Field("preprocessing_fn", description="Name of the function in module_file.")
 
 
 class TrainerConfig(Section):
-    """Trainer settings (filled by the Trainer issue)."""
+    """The model (tf_keras) and its fixed hyperparameters; the Tuner's best values replace them."""
+
+    model: Literal["wide_and_deep", "dnn"] = Field(
+        "wide_and_deep", description="'wide_and_deep': a linear part over one-hot categoricals beside the DNN.")
+    hidden_units: list[Count] = Field(default_factory=lambda: [64, 32], description="Units of each hidden layer.")
+    embedding_dim: Count = Field(8, description="Embedding size of each categorical feature in the deep part.")
+    dropout: Annotated[float, Field(strict=True, ge=0, lt=1), Expected("a number from 0 up to (not including) 1")] = 0.1
+    learning_rate: Annotated[float, Field(strict=True, gt=0, le=1), Expected("a number in (0, 1]")] = 0.001
+    batch_size: Count = 128
+    epochs: Count = Field(30, description="Upper bound; early stopping on the eval split usually ends sooner.")
+    early_stopping_patience: Count = Field(3, description="Epochs without val AUC improvement before stopping.")
+    seed: int = Field(42, strict=True, description="Seed of weights, shuffling and dropout.")
+
+
+HYPERPARAMETERS = ("hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size")
+
+
+class SearchRange(Section):
+    """One hyperparameter's search space: a range (min/max) or a list of choices."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+    sampling: Literal["linear", "log"] = "linear"
+    choices: Optional[list[Any]] = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> "SearchRange":
+        if self.choices is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("give either choices or min/max, not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+        elif self.min is None or self.max is None:
+            raise ValueError("expected choices: [...] or both min and max")
+        elif self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        elif self.sampling == "log" and self.min <= 0:
+            raise ValueError("log sampling needs min > 0")
+        return self
+
+
+class TunerConfig(Section):
+    """Hyperparameter search with KerasTuner over the Trainer's hyperparameters."""
+
+    enabled: bool = Field(False, description="Off: the Trainer uses trainer's fixed hyperparameters.")
+    algorithm: Literal["random", "bayesian", "hyperband", "grid"] = "random"
+    max_trials: Count = Field(10, description="Trial budget.")
+    objective: Literal["val_auc", "val_loss", "val_binary_accuracy"] = "val_auc"
+    epochs: Count = Field(10, description="Epochs per trial (early stopping applies).")
+    cv_folds: Optional[Annotated[int, Field(strict=True, ge=2, le=20), Expected("a whole number from 2 to 20")]] = Field(
+        None, description="k-fold cross-validation over train: a trial scores its mean over folds.")
+    seed: int = Field(42, strict=True)
+    search_space: dict[str, SearchRange] = Field(
+        default_factory=dict, description=f"Hyperparameter -> range or choices; keys among {', '.join(HYPERPARAMETERS)}.")
+
+    @model_validator(mode="after")
+    def _known_hyperparameters(self) -> "TunerConfig":
+        unknown = [k for k in self.search_space if k not in HYPERPARAMETERS]
+        if unknown:
+            raise ValueError(f"search_space names no hyperparameter: {', '.join(unknown)}; "
+                             f"expected keys among {', '.join(HYPERPARAMETERS)}")
+        if self.enabled and not self.search_space:
+            raise ValueError("search_space is empty; declare at least one hyperparameter to tune")
+        return self
 
 
 class EvaluatorConfig(Section):
@@ -236,10 +334,19 @@ class PipelineConfig(Section):
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
 
     @model_validator(mode="after")
-    def _key_is_not_a_feature(self) -> "PipelineConfig":
+    def _sections_agree(self) -> "PipelineConfig":
+        problems = []
         key = self.data.split.key
         if key is not None and key == self.features.label:
-            raise ValueError(f"data.split.key '{key}' cannot be the label column")
+            problems.append(f"data.split.key '{key}' cannot be the label column")
+        not_numeric = [n for n in self.transform.per_feature if n not in self.features.numeric]
+        if not_numeric:
+            problems.append(f"transform.per_feature names {', '.join(not_numeric)}, not in features.numeric")
+        not_categorical = [n for n in self.transform.hash_buckets if n not in self.features.categorical]
+        if not_categorical:
+            problems.append(f"transform.hash_buckets names {', '.join(not_categorical)}, not in features.categorical")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def section(self, name: str) -> Section:
