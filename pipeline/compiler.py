@@ -99,6 +99,8 @@ def build_pipeline(config: PipelineConfig, image: str | None = None):
                     arguments[name] = params[name]
             task = component(**arguments)
             task.set_display_name(spec.name)
+            for name in spec.after:
+                task.after(tasks[name])
             tasks[spec.name] = task
 
     body.__signature__ = signature  # type: ignore[attr-defined]

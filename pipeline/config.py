@@ -208,7 +208,10 @@ class MissingValuesConfig(Section):
     """What missing values become before scaling or vocabulary lookup."""
 
     numeric: Literal["mean", "zero"] = Field("mean", description="Fill numeric gaps with the train mean or zero.")
-    categorical: str = Field("", description="Fill categorical gaps with this value (its own vocabulary entry).")
+    categorical: str = Field(
+        "__missing__",
+        description="Fill categorical gaps with this value, which gets its own vocabulary id ('' sends gaps to the "
+                    "out-of-vocabulary bucket).")
 
 
 class TransformConfig(Section):

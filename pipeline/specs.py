@@ -33,6 +33,7 @@ STATISTICS_VIEW = ArtifactType("ExampleStatisticsView", "HTML", "statistics.html
 SCHEMA = ArtifactType("Schema", "Artifact")
 ANOMALIES = ArtifactType("ExampleAnomalies", "Artifact")
 ANOMALIES_REPORT = ArtifactType("ExampleAnomaliesReport", "Markdown", "anomalies.md")
+TRANSFORM_GRAPH = ArtifactType("TransformGraph", "Artifact")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -41,6 +42,7 @@ SCHEMA_SOURCE_FILE = "schema_source.json"
 STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
 ANOMALIES_SUMMARY_FILE = "anomalies.json"
+FEATURE_KINDS_FILE = "feature_kinds.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ComponentSpec:
         inputs: Input name -> the upstream output that feeds it.
         outputs: Output name -> artifact type.
         summary: Figures of this component that ``sluiceway runs`` shows.
+        after: Components that must succeed first though no artifact flows from them (a gate).
     """
 
     name: str
@@ -71,6 +74,7 @@ class ComponentSpec:
     inputs: Mapping[str, InputRef] = field(default_factory=dict)
     outputs: Mapping[str, ArtifactType] = field(default_factory=dict)
     summary: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
     @property
     def core_module(self) -> str:
@@ -118,8 +122,20 @@ EXAMPLE_VALIDATOR = ComponentSpec(
     summary=("anomalies",),
 )
 
+TRANSFORM = ComponentSpec(
+    name="Transform",
+    package="transform",
+    sections=("features", "transform", "beam"),
+    inputs={
+        "examples": InputRef("ExampleGen", "examples"),
+        "schema": InputRef("SchemaGen", "schema"),
+    },
+    outputs={"transform_graph": TRANSFORM_GRAPH, "transformed_examples": EXAMPLES},
+    after=("ExampleValidator",),  # data with anomalies never reaches training
+)
+
 # Dependency order; the local runner executes them in this order.
-COMPONENTS: tuple[ComponentSpec, ...] = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR)
+COMPONENTS: tuple[ComponentSpec, ...] = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM)
 COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
 
 
@@ -129,4 +145,5 @@ def upstream_of(name: str) -> list[ComponentSpec]:
     for spec in reversed(COMPONENTS):
         if spec.name in needed:
             needed.update(ref.component for ref in spec.inputs.values())
+            needed.update(spec.after)
     return [spec for spec in COMPONENTS if spec.name in needed]

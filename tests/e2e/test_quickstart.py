@@ -9,6 +9,7 @@ import os
 import pytest
 
 from pipeline.cli import main
+from pipeline.specs import COMPONENTS
 from tests.conftest import QUICKSTART_SCHEMA, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -29,11 +30,12 @@ def test_quickstart_runs_then_a_rerun_executes_nothing(tmp_path, capsys):
     config = _quickstart_copy(tmp_path)
     assert main(["run", config]) == 0
     out = capsys.readouterr().out
-    assert out.count(" done ") == 4 and "4 executed, 0 cached" in out
+    count = len(COMPONENTS)
+    assert out.count(" done ") == count and f"{count} executed, 0 cached" in out
     assert "Outputs: " + str(tmp_path / "pipelines" / "quickstart") in out
     assert main(["run", config]) == 0
     again = capsys.readouterr().out
-    assert "Nothing changed: all 4 components reused cached outputs; no component executed." in again
+    assert f"Nothing changed: all {count} components reused cached outputs; no component executed." in again
     assert " done " not in again
 
 
@@ -41,7 +43,8 @@ def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_
     config = _quickstart_copy(tmp_path, rows=8000, drift=1.0)
     assert main(["run", config]) == 4
     captured = capsys.readouterr()
-    assert "[4/4] ExampleValidator  FAILED" in captured.out
+    assert f"[4/{len(COMPONENTS)}] ExampleValidator  FAILED" in captured.out
+    assert "Transform" not in captured.out.split("FAILED")[1]  # nothing ran after the validator
     err = captured.err
     assert "ExampleValidator failed" in err and "The run stops before training" in err
     for value in ("gig_worker", "crypto", "overseas"):

@@ -38,7 +38,8 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     compiled = compile_golden(str(tmp_path / "compiled.yaml"))
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
-    assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "features", "validation"}
+    assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "features", "transform",
+                                                 "validation"}
     # the YAML's values are the parameters' defaults, as JSON text
     data = json.loads(loaded.component_spec.inputs["data"].default)
     assert data["source"] == "/data/credit/*.csv.gz"
@@ -66,6 +67,8 @@ def test_tasks_are_wired_in_dependency_order_with_standard_artifact_types(tmp_pa
     assert {t["taskInfo"]["name"] for t in tasks.values()} == {s.name for s in COMPONENTS}
     assert tasks["statistics-gen"]["dependentTasks"] == ["example-gen"]
     assert sorted(tasks["example-validator"]["dependentTasks"]) == ["schema-gen", "statistics-gen"]
+    # Transform waits for the validator although no artifact flows between them: bad data never trains
+    assert sorted(tasks["transform"]["dependentTasks"]) == ["example-gen", "example-validator", "schema-gen"]
     outputs = compiled["components"]["comp-statistics-gen"]["outputDefinitions"]["artifacts"]
     assert outputs["statistics_view"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
