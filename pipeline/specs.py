@@ -34,6 +34,10 @@ SCHEMA = ArtifactType("Schema", "Artifact")
 ANOMALIES = ArtifactType("ExampleAnomalies", "Artifact")
 ANOMALIES_REPORT = ArtifactType("ExampleAnomaliesReport", "Markdown", "anomalies.md")
 TRANSFORM_GRAPH = ArtifactType("TransformGraph", "Artifact")
+HYPERPARAMETERS = ArtifactType("HyperParameters", "Artifact")
+TUNER_TRIALS = ArtifactType("TunerTrials", "Markdown", "trials.md")
+MODEL = ArtifactType("Model", "Model")
+MODEL_RUN = ArtifactType("ModelRun", "Artifact")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -43,6 +47,8 @@ STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
 ANOMALIES_SUMMARY_FILE = "anomalies.json"
 FEATURE_KINDS_FILE = "feature_kinds.json"
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+TRAINING_SUMMARY_FILE = "training.json"
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,32 @@ TRANSFORM = ComponentSpec(
     after=("ExampleValidator",),  # data with anomalies never reaches training
 )
 
+TUNER = ComponentSpec(
+    name="Tuner",
+    package="tuner",
+    sections=("tuner", "trainer"),
+    inputs={
+        "transformed_examples": InputRef("Transform", "transformed_examples"),
+        "transform_graph": InputRef("Transform", "transform_graph"),
+    },
+    outputs={"best_hyperparameters": HYPERPARAMETERS, "trials": TUNER_TRIALS},
+)
+TRAINER = ComponentSpec(
+    name="Trainer",
+    package="trainer",
+    sections=("trainer",),
+    inputs={
+        "transformed_examples": InputRef("Transform", "transformed_examples"),
+        "transform_graph": InputRef("Transform", "transform_graph"),
+        "hyperparameters": InputRef("Tuner", "best_hyperparameters"),
+    },
+    outputs={"model": MODEL, "model_run": MODEL_RUN},
+    summary=("eval_auc",),
+)
+
 # Dependency order; the local runner executes them in this order.
-COMPONENTS: tuple[ComponentSpec, ...] = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM)
+COMPONENTS: tuple[ComponentSpec, ...] = (
+    EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER)
 COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
 
 

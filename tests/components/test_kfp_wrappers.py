@@ -18,7 +18,8 @@ from tests.conftest import pipeline_yaml
 
 
 def test_each_wrapper_declares_the_specs_inputs_outputs_and_config_sections():
-    kinds = {"Dataset": dsl.Dataset, "Artifact": dsl.Artifact, "HTML": dsl.HTML, "Markdown": dsl.Markdown}
+    kinds = {"Dataset": dsl.Dataset, "Artifact": dsl.Artifact, "HTML": dsl.HTML, "Markdown": dsl.Markdown,
+             "Model": dsl.Model}
     for spec in COMPONENTS:
         parameters = inspect.signature(kfp_function(spec)).parameters
         for section in spec.sections:

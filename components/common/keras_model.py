@@ -1,0 +1,113 @@
+"""The model the Trainer trains and the Tuner searches over: tf_keras (Keras 2), on transformed data.
+
+Both components build models and datasets here, so a tuned configuration is exactly the model the
+Trainer then trains. TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is first imported (the CLI,
+the tests and the KFP entry point do); otherwise ``tf.keras`` is Keras 3, which cannot export the
+SavedModel signatures serving and TFMA need.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any, Callable
+
+from pipeline.specs import FEATURE_KINDS_FILE
+
+
+def require_tf_keras():
+    """``tf.keras`` as tf_keras (Keras 2), or a clear error when TensorFlow was imported too early."""
+    import tensorflow as tf
+
+    if not tf.keras.__name__.startswith("tf_keras") and not tf.keras.__version__.startswith("2."):
+        raise RuntimeError("tf.keras resolves to Keras 3: set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported")
+    return tf
+
+
+def load_feature_kinds(graph_dir: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The label name and each transformed feature's kind, as Transform wrote them."""
+    with open(os.path.join(graph_dir, FEATURE_KINDS_FILE), encoding="utf-8") as handle:
+        body = json.load(handle)
+    return body["label"], body["features"]
+
+
+def split_files(transformed_dir: str, split: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(transformed_dir, f"Split-{split}", "*.tfrecord.gz")))
+
+
+def dataset(files: list[str], feature_spec: dict, label: str, kinds: dict, batch_size: int,
+            shuffle_seed: int | None = None, keep: Callable | None = None):
+    """Batches of (features, label) from transformed gzip TFRecords.
+
+    Args:
+        keep: Optional ``(index) -> bool tensor`` to select examples by position (cross-validation folds).
+    """
+    tf = require_tf_keras()
+    data = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if keep is not None:
+        data = data.enumerate().filter(lambda index, _: keep(index)).map(lambda _, record: record)
+    if shuffle_seed is not None:
+        data = data.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).map(lambda records: tf.io.parse_example(records, feature_spec),
+                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return data.map(lambda f: (model_inputs(f, kinds), f[label])).prefetch(tf.data.AUTOTUNE)
+
+
+def model_inputs(transformed: dict, kinds: dict) -> dict:
+    """The model's inputs from transformed features: ids shifted to start at 0 where Transform's may be -1."""
+    out = {}
+    for name, kind in kinds.items():
+        value = transformed[name]
+        out[name] = value + kind["offset"] if kind.get("offset") else value
+    return out
+
+
+def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type: str):
+    """A binary classifier over transformed features.
+
+    Args:
+        kinds: Feature name -> ``{"kind": "numeric"}`` or ``{"kind": "categorical", "size": N}``.
+        hp: ``hidden_units``, ``embedding_dim``, ``dropout``, ``learning_rate``.
+        model_type: ``dnn``, or ``wide_and_deep`` (adds a linear part over one-hot categoricals).
+
+    Returns:
+        A compiled tf_keras model with AUC and binary accuracy metrics.
+    """
+    tf = require_tf_keras()
+    layers = tf.keras.layers
+    inputs, deep, wide = {}, [], []
+    for name, kind in sorted(kinds.items()):
+        if kind["kind"] == "numeric":
+            inputs[name] = tf.keras.Input(shape=(), dtype=tf.float32, name=name)
+            deep.append(layers.Reshape((1,), name=f"{name}_column")(inputs[name]))
+        else:
+            inputs[name] = tf.keras.Input(shape=(), dtype=tf.int64, name=name)
+            deep.append(layers.Embedding(kind["size"], int(hp["embedding_dim"]), name=f"{name}_embedding")(inputs[name]))
+            wide.append(layers.CategoryEncoding(num_tokens=kind["size"], output_mode="one_hot",
+                                                name=f"{name}_one_hot")(inputs[name]))
+    x = layers.Concatenate(name="deep_inputs")(deep) if len(deep) > 1 else deep[0]
+    for index, units in enumerate(hp["hidden_units"]):
+        x = layers.Dense(int(units), activation="relu", name=f"hidden_{index}")(x)
+        if hp["dropout"]:
+            x = layers.Dropout(float(hp["dropout"]), name=f"dropout_{index}")(x)
+    logit = layers.Dense(1, name="deep_logit")(x)
+    if model_type == "wide_and_deep" and wide:
+        linear = layers.Concatenate(name="wide_inputs")(wide) if len(wide) > 1 else wide[0]
+        logit = layers.Add(name="logit")([logit, layers.Dense(1, name="wide_logit")(linear)])
+    output = layers.Activation("sigmoid", name="probability")(logit)
+    model = tf.keras.Model(inputs, output)
+    model.compile(optimizer=tf.keras.optimizers.Adam(float(hp["learning_rate"])),
+                  loss=tf.keras.losses.BinaryCrossentropy(),
+                  metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="binary_accuracy")])
+    return model
+
+
+def fit(model, train, validation, epochs: int, patience: int, callbacks: list | None = None) -> dict[str, list[float]]:
+    """Trains with early stopping on validation AUC, keeping the best epoch's weights."""
+    tf = require_tf_keras()
+    stop = tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                            restore_best_weights=True)
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=[stop, *(callbacks or [])],
+                        verbose=0)
+    return history.history
