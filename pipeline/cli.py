@@ -27,6 +27,9 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     for name in ("apache_beam", "absl", "tensorflow", "tensorflow_data_validation", "kfp"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    from absl import logging as absl_logging  # absl resets its logger's level when first imported
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def _load(path: str):
@@ -58,6 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"Run {result.run_id} {result.status.lower()}: {result.executed} executed, {result.cached} cached.")
     print(f"Outputs: {result.run_dir}  (run.json lists every output)")
+    trained = [o for o in result.components if o.name == "Trainer" and "eval_auc" in o.figures]
+    if trained:
+        print(f"Model: {trained[0].outputs['model']}  (eval AUC {trained[0].figures['eval_auc']:.4f})")
     for outcome in result.components:
         for name, uri in outcome.outputs.items():
             print(f"  {outcome.name}.{name}: {uri}")

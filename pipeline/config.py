@@ -299,6 +299,14 @@ class TunerConfig(Section):
                              f"expected keys among {', '.join(HYPERPARAMETERS)}")
         if self.enabled and not self.search_space:
             raise ValueError("search_space is empty; declare at least one hyperparameter to tune")
+        layers = self.search_space.get("hidden_units")
+        if layers is not None and (layers.choices is None or not all(
+                isinstance(c, list) and c and all(isinstance(u, int) and u > 0 for u in c) for c in layers.choices)):
+            raise ValueError("search_space.hidden_units takes choices of layer-size lists, e.g. choices: [[64, 32], [128]]")
+        if self.algorithm == "grid":
+            ranged = [name for name, space in self.search_space.items() if space.choices is None]
+            if ranged:
+                raise ValueError(f"grid search is exhaustive over choices; give choices for {', '.join(ranged)}")
         return self
 
 

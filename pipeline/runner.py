@@ -158,7 +158,8 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
                 outcome.state, outcome.figures = "executed", figures
                 outcome.outputs = {name: a.uri for name, a in outputs.items()}
                 outcome.seconds = time.monotonic() - started
-                shown = "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
+                shown = "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items()
+                                  if not (isinstance(v, str) and len(v) > 40))  # long text is for lineage
                 echo(f"{label}  done     {outcome.seconds:6.1f}s  {shown}")
         except Exception as exc:  # any failure stops the run; the user sees which component and why
             outcome.state, outcome.seconds = "failed", time.monotonic() - started

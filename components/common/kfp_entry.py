@@ -45,5 +45,6 @@ def run(component: str, sections: Mapping[str, str], inputs: Mapping[str, Any], 
                               config, lambda line: print(f"{component}: {line}", flush=True))
     if metrics is not None:
         for name, value in figures.items():
-            metrics.log_metric(name, float(value) if isinstance(value, (int, float, bool)) else str(value))
+            if isinstance(value, (int, float, bool)):  # KFP metrics are numbers; text stays in the logs
+                metrics.log_metric(name, float(value))
     return figures

@@ -71,7 +71,9 @@ def run_trainer(transformed_dir: str, graph_dir: str, hyperparameters_dir: str, 
     best_epoch = int(max(range(len(history["val_auc"])), key=history["val_auc"].__getitem__)) + 1
     figures = {"eval_auc": round(float(metrics["auc"]), 4), "eval_loss": round(float(metrics["loss"]), 4),
                "eval_binary_accuracy": round(float(metrics["binary_accuracy"]), 4),
-               "epochs": len(history["loss"]), "best_epoch": best_epoch}
+               "epochs": len(history["loss"]), "best_epoch": best_epoch,
+               # recorded with the execution in ML Metadata: which hyperparameters made this model
+               "hyperparameters": json.dumps(hp, sort_keys=True)}
     progress("exporting the serving model")
     export_serving_model(model, tft_output, label, kinds, model_dir)
     with open(os.path.join(logs_dir, TRAINING_SUMMARY_FILE), "w", encoding="utf-8") as handle:

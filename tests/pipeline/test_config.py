@@ -437,3 +437,36 @@ def test_an_unquoted_yes_stays_the_text_yes(write_pipeline):
     config = load_config(write_pipeline(text))
     assert config.features.positive == "yes" and config.features.positive_value == "yes"
     assert load_config(write_pipeline(text.replace("positive: yes", "positive: true"))).features.positive_value == "true"
+
+
+def _issue_text(write_pipeline, extra: str) -> str:
+    with pytest.raises(ConfigError) as error:
+        load_config(write_pipeline(pipeline_yaml("data.csv", extra=extra)))
+    return str(error.value)
+
+
+def test_a_search_space_key_that_names_no_hyperparameter_is_an_error(write_pipeline):
+    text = _issue_text(write_pipeline, "tuner:\n  enabled: true\n  search_space:\n    learnin_rate: {min: 0.001, max: 0.1}\n")
+    assert "tuner: search_space names no hyperparameter: learnin_rate" in text
+    assert "learning_rate" in text  # the valid keys are listed
+
+
+def test_an_empty_search_space_with_tuning_on_is_an_error(write_pipeline):
+    text = _issue_text(write_pipeline, "tuner:\n  enabled: true\n  search_space: {}\n")
+    assert "tuner: search_space is empty" in text
+
+
+def test_search_ranges_must_be_well_formed(write_pipeline):
+    assert "min 0.1 is above max 0.01" in _issue_text(
+        write_pipeline, "tuner:\n  search_space:\n    dropout: {min: 0.1, max: 0.01}\n")
+    assert "hidden_units takes choices of layer-size lists" in _issue_text(
+        write_pipeline, "tuner:\n  search_space:\n    hidden_units: {min: 8, max: 64}\n")
+    assert "grid search is exhaustive over choices; give choices for learning_rate" in _issue_text(
+        write_pipeline, "tuner:\n  algorithm: grid\n  search_space:\n    learning_rate: {min: 0.001, max: 0.1}\n")
+
+
+def test_transform_settings_must_name_declared_features(write_pipeline):
+    text = _issue_text(write_pipeline, "transform:\n  per_feature: {sex: log}\n  hash_buckets: {age: 10}\n")
+    assert "transform.per_feature names sex, not in features.numeric" in text
+    assert "transform.hash_buckets names age, not in features.categorical" in text
+    assert "transform.numeric: expected one of 'zscore'" in _issue_text(write_pipeline, "transform:\n  numeric: scale\n")
