@@ -311,7 +311,25 @@ class TunerConfig(Section):
 
 
 class EvaluatorConfig(Section):
-    """Evaluator gates (filled by the Evaluator issue)."""
+    """The Evaluator (TensorFlow Model Analysis): metrics overall and per slice.
+
+    Push gates (metric bounds, fairness bounds, no regression) come with the Pusher.
+    """
+
+    split: Literal["eval", "test"] = Field("eval", description="The split the model is evaluated on.")
+    slices: Optional[list[list[ColumnName]]] = Field(
+        None, description="Feature lists to slice by, e.g. [[sex], [race], [sex, race]]; overall is always "
+                          "included. Default: each sensitive feature, and all of them crossed.")
+    decision_thresholds: list[Fraction] = Field(
+        default_factory=lambda: [0.5], description="Score thresholds of the Fairness Indicators (FPR, FNR, ...).")
+    min_slice_size: Count = Field(
+        30, description="Slices with fewer examples are reported as insufficient data.")
+
+    @model_validator(mode="after")
+    def _thresholds_given(self) -> "EvaluatorConfig":
+        if not self.decision_thresholds:
+            raise ValueError("decision_thresholds must list at least one threshold")
+        return self
 
 
 class PusherConfig(Section):
@@ -353,6 +371,9 @@ class PipelineConfig(Section):
         not_numeric = [n for n in self.transform.per_feature if n not in self.features.numeric]
         if not_numeric:
             problems.append(f"transform.per_feature names {', '.join(not_numeric)}, not in features.numeric")
+        undeclared = sorted({n for s in self.evaluator.slices or [] for n in s} - set(self.features.feature_names))
+        if undeclared:
+            problems.append(f"evaluator.slices names {', '.join(undeclared)}, not declared under features")
         not_categorical = [n for n in self.transform.hash_buckets if n not in self.features.categorical]
         if not_categorical:
             problems.append(f"transform.hash_buckets names {', '.join(not_categorical)}, not in features.categorical")

@@ -38,6 +38,8 @@ HYPERPARAMETERS = ArtifactType("HyperParameters", "Artifact")
 TUNER_TRIALS = ArtifactType("TunerTrials", "Markdown", "trials.md")
 MODEL = ArtifactType("Model", "Model")
 MODEL_RUN = ArtifactType("ModelRun", "Artifact")
+MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
+EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluation.md")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -49,6 +51,7 @@ ANOMALIES_SUMMARY_FILE = "anomalies.json"
 FEATURE_KINDS_FILE = "feature_kinds.json"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 TRAINING_SUMMARY_FILE = "training.json"
+EVALUATION_SUMMARY_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -163,9 +166,20 @@ TRAINER = ComponentSpec(
     summary=("eval_auc",),
 )
 
+EVALUATOR = ComponentSpec(
+    name="Evaluator",
+    package="evaluator",
+    sections=("evaluator", "features", "beam"),
+    inputs={
+        "examples": InputRef("ExampleGen", "examples"),
+        "model": InputRef("Trainer", "model"),
+    },
+    outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT},
+)
+
 # Dependency order; the local runner executes them in this order.
 COMPONENTS: tuple[ComponentSpec, ...] = (
-    EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER)
+    EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER, EVALUATOR)
 COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
 
 

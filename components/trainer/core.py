@@ -2,7 +2,9 @@
 
 The SavedModel carries the transform graph: its ``serving_default`` signature takes serialized
 *raw* tf.Examples, so serving needs no separate preprocessing and cannot skew from training.
-A ``transform_features`` signature (raw -> transformed, label included) serves evaluation.
+A ``transform_features`` signature (raw -> transformed, label included) serves evaluation, and
+``transform_label`` (raw -> the label as 0/1 only) lets TFMA read the label without the transformed
+features shadowing the raw ones it slices by.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from pipeline.errors import DataError
 from pipeline.specs import HYPERPARAMETERS_FILE, TRAINING_SUMMARY_FILE
 
 SCORES = "scores"
+LABEL_SIGNATURE = "transform_label"
+
+
+def binary_label_key(label: str) -> str:
+    """The name ``transform_label`` gives the 0/1 label."""
+    return f"{label}_binary"
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
@@ -101,7 +109,8 @@ def export_serving_model(model, tft_output, label: str, kinds: dict, model_dir: 
 
     ``serving_default``: ``examples`` (serialized raw tf.Example, no label needed) -> ``scores``
     (probability of the positive class, [batch, 1]). ``transform_features``: ``examples`` (raw,
-    with the label) -> transformed features, the label as 0/1.
+    with the label) -> transformed features, the label as 0/1. ``transform_label``: ``examples`` ->
+    ``<label>_binary`` only.
     """
     import tensorflow as tf
 
@@ -118,5 +127,10 @@ def export_serving_model(model, tft_output, label: str, kinds: dict, model_dir: 
     def transform_features(examples):
         return model.tft_layer(tf.io.parse_example(examples, raw_spec))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_label(examples):
+        return {binary_label_key(label): transform_features(examples)[label]}
+
     model.save(model_dir, save_format="tf", signatures={"serving_default": serve,
-                                                         "transform_features": transform_features})
+                                                         "transform_features": transform_features,
+                                                         LABEL_SIGNATURE: transform_label})

@@ -470,3 +470,10 @@ def test_transform_settings_must_name_declared_features(write_pipeline):
     assert "transform.per_feature names sex, not in features.numeric" in text
     assert "transform.hash_buckets names age, not in features.categorical" in text
     assert "transform.numeric: expected one of 'zscore'" in _issue_text(write_pipeline, "transform:\n  numeric: scale\n")
+
+
+def test_evaluator_slices_must_name_declared_features(write_pipeline):
+    text = _issue_text(write_pipeline, "evaluator:\n  slices: [[sex], [gender, race]]\n")
+    assert "evaluator.slices names gender, not declared under features" in text
+    assert "evaluator.decision_thresholds[0]: expected a number between 0 and 1, got 1.5" in _issue_text(
+        write_pipeline, "evaluator:\n  decision_thresholds: [1.5]\n")

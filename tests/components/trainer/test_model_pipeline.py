@@ -150,3 +150,38 @@ def test_a_train_split_with_one_class_is_a_clear_error(tuned_run, tmp_path):
     with pytest.raises(DataError, match="label 'approved' has one class only .* positive examples"):
         run_trainer(str(only_positive), transform["transform_graph"], _outputs(result, "Tuner")["best_hyperparameters"],
                     str(tmp_path / "model"), str(tmp_path / "logs"), config.trainer)
+
+
+def test_the_evaluator_reports_metrics_overall_and_per_raw_slice(tuned_run):
+    import tensorflow_model_analysis as tfma
+
+    _, result, _ = tuned_run
+    evaluation = _outputs(result, "Evaluator")["evaluation"]
+    summary = json.load(open(os.path.join(evaluation, "metrics.json")))
+    rows = {row["slice"]: row for row in summary["slices"]}
+    assert summary["slices"][0]["slice"] == "overall"
+    # default slices: each sensitive feature and their cross, by raw values (not vocabulary ids)
+    assert {"sex=female", "sex=male", "race=group_a"} <= set(rows)
+    assert any(name.startswith("race=group_a, sex=") for name in rows)
+    overall = rows["overall"]
+    assert overall["size"] == result.outcome("ExampleGen").figures["rows_eval"]
+    # the same model on the same split: TFMA's AUC agrees with the Trainer's Keras AUC
+    assert overall["metrics"]["auc"] == pytest.approx(result.outcome("Trainer").figures["eval_auc"], abs=2e-3)
+    for name in ("accuracy", "precision", "recall", "f1", "calibration", "positive_rate@0.5",
+                 "false_positive_rate@0.5", "false_negative_rate@0.5", "true_positive_rate@0.5"):
+        assert name in overall["metrics"], name
+    assert rows["sex=female"]["size"] + rows["sex=male"]["size"] == overall["size"]
+    # TFMA's own output stays readable with TFMA (and so by the Fairness Indicators widget)
+    assert len(tfma.load_eval_result(evaluation).slicing_metrics) == len(rows)
+
+
+def test_slices_below_min_slice_size_are_reported_as_insufficient_data(tuned_run):
+    _, result, _ = tuned_run
+    evaluation = _outputs(result, "Evaluator")
+    rows = json.load(open(os.path.join(evaluation["evaluation"], "metrics.json")))["slices"]
+    small = [r for r in rows if r["size"] < 30]
+    assert small, "expected some race x sex slice under 30 examples in 4,000 rows"
+    assert all(r["insufficient"] for r in small) and not any(r["insufficient"] for r in rows if r["size"] >= 30)
+    report = open(os.path.join(evaluation["evaluation_report"], "evaluation.md")).read()
+    assert report.count("(insufficient data)") == len(small)
+    assert result.outcome("Evaluator").figures["insufficient_slices"] == len(small)
