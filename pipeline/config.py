@@ -12,9 +12,10 @@ scheme (``gs://...``) are kept as written.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo,
+                      model_validator)
 
 SPLITS = ("train", "eval", "test")
 
@@ -310,11 +311,76 @@ class TunerConfig(Section):
         return self
 
 
-class EvaluatorConfig(Section):
-    """The Evaluator (TensorFlow Model Analysis): metrics overall and per slice.
+GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1", "calibration", "example_count")
+GATE_FAIRNESS_METRICS = ("positive_rate", "false_positive_rate", "false_negative_rate", "true_positive_rate",
+                         "true_negative_rate")
+MetricName = Annotated[Literal[GATE_METRICS], Expected("one of " + ", ".join(GATE_METRICS))]  # type: ignore[valid-type]
+RateName = Annotated[Literal[GATE_FAIRNESS_METRICS],  # type: ignore[valid-type]
+                     Expected("one of " + ", ".join(GATE_FAIRNESS_METRICS))]
 
-    Push gates (metric bounds, fairness bounds, no regression) come with the Pusher.
-    """
+
+class MetricGate(Section):
+    """A metric's bounds, overall or on every slice of the features in ``per``."""
+
+    metric: MetricName
+    min: Optional[float] = None
+    max: Optional[float] = None
+    per: Optional[list[ColumnName]] = Field(None, description="Check every slice of these features, not overall.")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "MetricGate":
+        if self.min is None and self.max is None:
+            raise ValueError(f"gate on {self.metric}: give min, max or both")
+        return self
+
+
+class FairnessGate(Section):
+    """A rate compared across the groups of a sensitive feature."""
+
+    fairness: RateName = Field(description="The Fairness Indicators rate compared across groups.")
+    feature: ColumnName
+    max_gap: Optional[Fraction] = Field(None, description="Largest allowed difference (max - min, or to reference).")
+    min_ratio: Optional[Fraction] = Field(None, description="Smallest allowed min/max ratio (0.8: four-fifths rule).")
+    reference: Optional[str] = Field(None, description="Compare each group with this one instead of max vs min.")
+    threshold: Optional[Fraction] = Field(None, description="Decision threshold (default: the first configured).")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "FairnessGate":
+        if (self.max_gap is None) == (self.min_ratio is None):
+            raise ValueError(f"fairness gate on {self.fairness}: give exactly one of max_gap or min_ratio")
+        return self
+
+
+class RegressionGate(Section):
+    """The candidate may not fall more than ``max_drop`` below the model currently serving."""
+
+    no_regression: MetricName
+    max_drop: Annotated[float, Field(strict=True, ge=0), Expected("a number of at least 0")] = 0.0
+    relative: bool = Field(False, description="max_drop as a fraction of the baseline's value.")
+    per: Optional[list[ColumnName]] = None
+
+
+def _gate_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key, kind in (("metric", "metric"), ("fairness", "fairness"), ("no_regression", "no_regression")):
+            if key in value:
+                return kind
+    elif isinstance(value, BaseModel):
+        return {MetricGate: "metric", FairnessGate: "fairness", RegressionGate: "no_regression"}.get(type(value))
+    return None
+
+
+GATE_TAGS = ("metric", "fairness", "no_regression")  # pydantic puts the chosen tag into error locations
+Gate = Annotated[
+    Union[Annotated[MetricGate, Tag("metric")], Annotated[FairnessGate, Tag("fairness")],
+          Annotated[RegressionGate, Tag("no_regression")]],
+    Discriminator(_gate_kind, custom_error_type="gate_kind",
+                  custom_error_message="expected a gate with one of the keys metric, fairness or no_regression"),
+]
+
+
+class EvaluatorConfig(Section):
+    """The Evaluator (TensorFlow Model Analysis): metrics overall and per slice, and the push gates."""
 
     split: Literal["eval", "test"] = Field("eval", description="The split the model is evaluated on.")
     slices: Optional[list[list[ColumnName]]] = Field(
@@ -324,11 +390,19 @@ class EvaluatorConfig(Section):
         default_factory=lambda: [0.5], description="Score thresholds of the Fairness Indicators (FPR, FNR, ...).")
     min_slice_size: Count = Field(
         30, description="Slices with fewer examples are reported as insufficient data.")
+    insufficient_data: Literal["report", "block"] = Field(
+        "report", description="A gate check on a slice below min_slice_size: 'report' it, or 'block' the push.")
+    gates: list[Gate] = Field(default_factory=list, description="Checks the model must pass to be pushed.")
 
     @model_validator(mode="after")
     def _thresholds_given(self) -> "EvaluatorConfig":
         if not self.decision_thresholds:
             raise ValueError("decision_thresholds must list at least one threshold")
+        unknown = sorted({g.threshold for g in self.gates if isinstance(g, FairnessGate) and g.threshold is not None}
+                         - set(self.decision_thresholds))
+        if unknown:
+            raise ValueError(f"fairness gates use decision threshold(s) {', '.join(f'{t:g}' for t in unknown)} "
+                             "missing from evaluator.decision_thresholds")
         return self
 
 
@@ -371,9 +445,12 @@ class PipelineConfig(Section):
         not_numeric = [n for n in self.transform.per_feature if n not in self.features.numeric]
         if not_numeric:
             problems.append(f"transform.per_feature names {', '.join(not_numeric)}, not in features.numeric")
-        undeclared = sorted({n for s in self.evaluator.slices or [] for n in s} - set(self.features.feature_names))
+        named = {n for s in self.evaluator.slices or [] for n in s}
+        named |= {n for g in self.evaluator.gates for n in (getattr(g, "per", None) or [])}
+        named |= {g.feature for g in self.evaluator.gates if isinstance(g, FairnessGate)}
+        undeclared = sorted(named - set(self.features.feature_names))
         if undeclared:
-            problems.append(f"evaluator.slices names {', '.join(undeclared)}, not declared under features")
+            problems.append(f"evaluator slices or gates name {', '.join(undeclared)}, not declared under features")
         not_categorical = [n for n in self.transform.hash_buckets if n not in self.features.categorical]
         if not_categorical:
             problems.append(f"transform.hash_buckets names {', '.join(not_categorical)}, not in features.categorical")

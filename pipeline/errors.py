@@ -60,6 +60,17 @@ class DataValidationError(SluicewayError):
     outputs_complete = True
 
 
+class GateFailed(SluicewayError):
+    """The model failed a push gate: it is not pushed. The message lists each failed check.
+
+    Its exit code differs from every error's, so CI/CD can tell "the model is not good enough" from
+    "the pipeline broke". The evaluation and blessing outputs are complete and kept.
+    """
+
+    exit_code = 5
+    outputs_complete = True
+
+
 class ComponentFailed(SluicewayError):
     """A component of a local run failed; names the component and the cause."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config import Expected, PipelineConfig
+from pipeline.config import GATE_TAGS, Expected, PipelineConfig
 from pipeline.errors import ConfigError, ConfigIssue
 
 _TOP_LEVEL = ", ".join(PipelineConfig.model_fields)
@@ -101,7 +101,9 @@ def parse_config(text: str, file: str) -> PipelineConfig:
 
 
 def _issue(error: dict) -> ConfigIssue:
-    loc = tuple(part for part in error["loc"] if not _is_union_branch(part))
+    raw = error["loc"]
+    loc = tuple(part for i, part in enumerate(raw) if not _is_union_branch(part)
+                and not (i and isinstance(raw[i - 1], int) and part in GATE_TAGS))
     path = _format_loc(loc)
     kind = error["type"]
     given = error.get("input")

@@ -40,6 +40,7 @@ MODEL = ArtifactType("Model", "Model")
 MODEL_RUN = ArtifactType("ModelRun", "Artifact")
 MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
 EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluation.md")
+MODEL_BLESSING = ArtifactType("ModelBlessing", "Artifact")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -52,6 +53,7 @@ FEATURE_KINDS_FILE = "feature_kinds.json"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 TRAINING_SUMMARY_FILE = "training.json"
 EVALUATION_SUMMARY_FILE = "metrics.json"
+BLESSING_FILE = "blessing.json"
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ EVALUATOR = ComponentSpec(
         "examples": InputRef("ExampleGen", "examples"),
         "model": InputRef("Trainer", "model"),
     },
-    outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT},
+    outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT, "blessing": MODEL_BLESSING},
+    summary=("blessed",),
 )
 
 # Dependency order; the local runner executes them in this order.

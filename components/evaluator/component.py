@@ -4,10 +4,11 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 def evaluator(evaluator: str, features: str, beam: str, examples: Input[Dataset], model: Input[Model],
-              evaluation: Output[Artifact], evaluation_report: Output[Markdown], metrics: Output[Metrics]):
+              evaluation: Output[Artifact], evaluation_report: Output[Markdown], blessing: Output[Artifact],
+              metrics: Output[Metrics]):
     """Evaluates the model with TensorFlow Model Analysis, overall and per slice."""
     from components.common.kfp_entry import run
 
     run("Evaluator", {"evaluator": evaluator, "features": features, "beam": beam},
         {"examples": examples, "model": model},
-        {"evaluation": evaluation, "evaluation_report": evaluation_report}, metrics)
+        {"evaluation": evaluation, "evaluation_report": evaluation_report, "blessing": blessing}, metrics)

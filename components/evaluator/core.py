@@ -13,10 +13,12 @@ import os
 from typing import Any, Callable, Mapping
 
 from components.common.artifacts import split_file
+from components.evaluator import gates
 from components.evaluator.eval_config import FAIRNESS_METRICS, METRICS, build_eval_config, fairness_key
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
-from pipeline.specs import EVALUATION_SUMMARY_FILE
-from pipeline.table import markdown_table
+from pipeline.errors import GateFailed
+from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
+from pipeline.table import markdown_table, text_table
 
 OVERALL = "overall"
 
@@ -24,12 +26,51 @@ OVERALL = "overall"
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
             progress: Callable[[str], None] = lambda _: None) -> dict:
     """Runs the Evaluator as a pipeline step; see ``run_evaluator``. Returns its figures."""
+    evaluator: EvaluatorConfig = config["evaluator"]
     rows = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
-                         config["evaluator"], config["features"], config["beam"], progress)
+                         evaluator, config["features"], config["beam"], progress)
+    checks = gates.evaluate(evaluator, rows, baseline_rows=None)
+    blocked = gates.blocking(checks, evaluator)
+    write_blessing(outputs["blessing"], checks, blocked)
+    _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
+    if blocked:
+        table = text_table(CHECK_HEADERS, [_check_row(c) for c in blocked], max_width=60)
+        raise GateFailed(f"the model is not pushed: {len(blocked)} of {len(checks)} gate checks failed:\n{table}")
     overall = next(r for r in rows if r["slice"] == OVERALL)
     return {"eval_auc": round(overall["metrics"]["auc"], 4), "eval_accuracy": round(overall["metrics"]["accuracy"], 4),
             "examples": int(overall["size"]), "slices": len(rows) - 1,
-            "insufficient_slices": sum(r["insufficient"] for r in rows)}
+            "insufficient_slices": sum(r["insufficient"] for r in rows),
+            "blessed": True, "checks": len(checks)}
+
+
+CHECK_HEADERS = ("gate", "slice", "metric", "value", "bound", "baseline", "status")
+
+
+def _check_row(check: gates.Check) -> tuple:
+    def number(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    return (check.gate, check.slice, check.metric, number(check.value), check.bound or "-", number(check.baseline),
+            check.status + (f" ({check.detail})" if check.detail and check.status != gates.PASS else ""))
+
+
+def write_blessing(folder: str, checks: list[gates.Check], blocked: list[gates.Check]) -> None:
+    """The verdict and every check behind it (``blessing.json``)."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, BLESSING_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"blessed": not blocked, "checks": [c.as_dict() for c in checks],
+                   "blocking": [c.as_dict() for c in blocked]}, handle, indent=2)
+
+
+def _append_gates_to_report(report_path: str, checks: list[gates.Check], blocked: list[gates.Check]) -> None:
+    verdict = "**Not blessed**: the model is not pushed." if blocked else "**Blessed**: every gate passed."
+    if not checks:
+        verdict = "No gates are configured (evaluator.gates): the model is blessed."
+    lines = ["", "## Gates", "", verdict, ""]
+    if checks:
+        lines += [markdown_table(CHECK_HEADERS, [_check_row(c) for c in checks]), ""]
+    with open(report_path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
 
 
 def slice_name(slice_key: tuple) -> str:

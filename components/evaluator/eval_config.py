@@ -30,13 +30,21 @@ def fairness_key(metric: str, threshold: float) -> str:
 
 
 def slices(evaluator: EvaluatorConfig, features: FeaturesConfig) -> list[list[str]]:
-    """The feature lists to slice by (overall not included)."""
+    """The feature lists to slice by (overall not included): the configured ones (by default each
+    sensitive feature and their cross) and every slice a gate looks at."""
+    from components.evaluator.gates import gate_slices
+
     if evaluator.slices is not None:
-        return [list(s) for s in evaluator.slices]
-    default = [[name] for name in features.sensitive]
-    if len(features.sensitive) > 1:
-        default.append(list(features.sensitive))
-    return default
+        chosen = [list(s) for s in evaluator.slices]
+    else:
+        chosen = [[name] for name in features.sensitive]
+        if len(features.sensitive) > 1:
+            chosen.append(list(features.sensitive))
+    for gate in evaluator.gates:
+        needed = gate_slices(gate)
+        if needed and sorted(needed) not in [sorted(s) for s in chosen]:
+            chosen.append(needed)
+    return chosen
 
 
 def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, label_key: str,
