@@ -474,6 +474,26 @@ def test_transform_settings_must_name_declared_features(write_pipeline):
 
 def test_evaluator_slices_must_name_declared_features(write_pipeline):
     text = _issue_text(write_pipeline, "evaluator:\n  slices: [[sex], [gender, race]]\n")
-    assert "evaluator.slices names gender, not declared under features" in text
+    assert "evaluator slices or gates name gender, not declared under features" in text
     assert "evaluator.decision_thresholds[0]: expected a number between 0 and 1, got 1.5" in _issue_text(
         write_pipeline, "evaluator:\n  decision_thresholds: [1.5]\n")
+
+
+def test_gates_are_checked_for_form_and_for_the_features_they_name(write_pipeline):
+    text = _issue_text(write_pipeline, """\
+evaluator:
+  gates:
+    - {metric: auc}
+    - {fairness: positive_rate, feature: sex, max_gap: 0.1, min_ratio: 0.8}
+    - {nonsense: 1}
+    - {metric: aucc, min: 1}
+""")
+    assert "evaluator.gates[0]: gate on auc: give min, max or both" in text
+    assert "evaluator.gates[1]: fairness gate on positive_rate: give exactly one of max_gap or min_ratio" in text
+    assert "evaluator.gates[2]: expected a gate with one of the keys metric, fairness or no_regression" in text
+    assert "evaluator.gates[3].metric: expected one of auc, accuracy" in text
+    assert "evaluator slices or gates name gender, not declared under features" in _issue_text(
+        write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: gender, min_ratio: 0.8}\n")
+    assert "decision threshold(s) 0.3 missing from evaluator.decision_thresholds" in _issue_text(
+        write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: sex, min_ratio: 0.8, "
+                        "threshold: 0.3}\n")
