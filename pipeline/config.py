@@ -407,7 +407,11 @@ class EvaluatorConfig(Section):
 
 
 class PusherConfig(Section):
-    """Pusher destination (filled by the Pusher issue)."""
+    """Where blessed models go: a TF Serving layout, ``<destination>/<version>/``."""
+
+    destination: Optional[PathStr] = Field(
+        None, description="A local folder (relative to this file); each push adds a numbered version. "
+                          "Without it nothing is pushed, and no-regression gates have no baseline.")
 
 
 class KubeflowConfig(Section):

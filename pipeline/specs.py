@@ -41,6 +41,7 @@ MODEL_RUN = ArtifactType("ModelRun", "Artifact")
 MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
 EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluation.md")
 MODEL_BLESSING = ArtifactType("ModelBlessing", "Artifact")
+PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -171,7 +172,7 @@ TRAINER = ComponentSpec(
 EVALUATOR = ComponentSpec(
     name="Evaluator",
     package="evaluator",
-    sections=("evaluator", "features", "beam"),
+    sections=("evaluator", "features", "beam", "pusher"),
     inputs={
         "examples": InputRef("ExampleGen", "examples"),
         "model": InputRef("Trainer", "model"),
@@ -180,9 +181,24 @@ EVALUATOR = ComponentSpec(
     summary=("blessed",),
 )
 
+PUSHER = ComponentSpec(
+    name="Pusher",
+    package="pusher",
+    # every section that shapes the model, for the manifest's config fingerprint
+    sections=("pusher", "data", "features", "transform", "tuner", "trainer", "evaluator"),
+    inputs={
+        "model": InputRef("Trainer", "model"),
+        "blessing": InputRef("Evaluator", "blessing"),
+        "evaluation": InputRef("Evaluator", "evaluation"),
+        "examples": InputRef("ExampleGen", "examples"),
+    },
+    outputs={"pushed_model": PUSHED_MODEL},
+    summary=("pushed", "version"),
+)
+
 # Dependency order; the local runner executes them in this order.
 COMPONENTS: tuple[ComponentSpec, ...] = (
-    EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER, EVALUATOR)
+    EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER, EVALUATOR, PUSHER)
 COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
 
 

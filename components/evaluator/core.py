@@ -15,12 +15,14 @@ from typing import Any, Callable, Mapping
 from components.common.artifacts import split_file
 from components.evaluator import gates
 from components.evaluator.eval_config import FAIRNESS_METRICS, METRICS, build_eval_config, fairness_key
-from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
+from components.pusher.versions import latest
+from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, RegressionGate, Section
 from pipeline.errors import GateFailed
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
 from pipeline.table import markdown_table, text_table
 
 OVERALL = "overall"
+BASELINE_DIR = "baseline"  # inside the evaluation artifact: the serving model's evaluation
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
@@ -29,7 +31,15 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     evaluator: EvaluatorConfig = config["evaluator"]
     rows = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
                          evaluator, config["features"], config["beam"], progress)
-    checks = gates.evaluate(evaluator, rows, baseline_rows=None)
+    baseline_rows = None
+    baseline = latest(config["pusher"].destination) if config["pusher"].destination else None
+    if baseline is not None and any(isinstance(g, RegressionGate) for g in evaluator.gates):
+        progress(f"evaluating the serving model {baseline} as the baseline")
+        baseline_dir = os.path.join(outputs["evaluation"], BASELINE_DIR)
+        baseline_rows = run_evaluator(inputs["examples"], baseline, baseline_dir,
+                                      os.path.join(baseline_dir, "evaluation.md"), evaluator, config["features"],
+                                      config["beam"], lambda _: None)
+    checks = gates.evaluate(evaluator, rows, baseline_rows=baseline_rows)
     blocked = gates.blocking(checks, evaluator)
     write_blessing(outputs["blessing"], checks, blocked)
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
@@ -40,7 +50,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     return {"eval_auc": round(overall["metrics"]["auc"], 4), "eval_accuracy": round(overall["metrics"]["accuracy"], 4),
             "examples": int(overall["size"]), "slices": len(rows) - 1,
             "insufficient_slices": sum(r["insufficient"] for r in rows),
-            "blessed": True, "checks": len(checks)}
+            "blessed": True, "checks": len(checks), "baseline": baseline or "none"}
 
 
 CHECK_HEADERS = ("gate", "slice", "metric", "value", "bound", "baseline", "status")

@@ -39,7 +39,7 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
     assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "evaluator", "features",
-                                                 "trainer", "transform", "tuner", "validation"}
+                                                 "pusher", "trainer", "transform", "tuner", "validation"}
     # the YAML's values are the parameters' defaults, as JSON text
     data = json.loads(loaded.component_spec.inputs["data"].default)
     assert data["source"] == "/data/credit/*.csv.gz"
