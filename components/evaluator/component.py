@@ -3,12 +3,12 @@
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 
-def evaluator(evaluator: str, features: str, beam: str, examples: Input[Dataset], model: Input[Model],
+def evaluator(evaluator: str, features: str, beam: str, pusher: str, examples: Input[Dataset], model: Input[Model],
               evaluation: Output[Artifact], evaluation_report: Output[Markdown], blessing: Output[Artifact],
               metrics: Output[Metrics]):
-    """Evaluates the model with TensorFlow Model Analysis, overall and per slice."""
+    """Evaluates the model with TFMA, overall and per slice, against the serving model; writes the blessing."""
     from components.common.kfp_entry import run
 
-    run("Evaluator", {"evaluator": evaluator, "features": features, "beam": beam},
+    run("Evaluator", {"evaluator": evaluator, "features": features, "beam": beam, "pusher": pusher},
         {"examples": examples, "model": model},
         {"evaluation": evaluation, "evaluation_report": evaluation_report, "blessing": blessing}, metrics)
