@@ -76,7 +76,7 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
 
 
 def _manifest(version: int, model_dir: str, blessing: dict, evaluation_dir: str) -> dict:
-    run_dir = os.path.dirname(os.path.dirname(os.path.dirname(model_dir)))  # <run>/Trainer/model
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(model_dir)))  # <run>/Trainer/model
     summary_path = os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE)
     overall = {}
     if os.path.exists(summary_path):
