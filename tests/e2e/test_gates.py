@@ -1,0 +1,72 @@
+"""Gated pushes end to end on generated data: a fair model is pushed, a biased one is blocked by the
+fairness gate, a worse second model is blocked by the no-regression gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from components.pusher.versions import MANIFEST_FILE, versions
+from pipeline.cli import main
+from tests.conftest import QUICKSTART_SCHEMA, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+ONLY_REGRESSION_GATE = """evaluator:
+  gates:
+    - {no_regression: auc, max_drop: 0.01}
+"""
+
+
+def _pipeline(tmp_path, rows: int, bias: float = 0.0, gates: str | None = None) -> str:
+    text = open(os.path.join(REPO, "examples", "quickstart", "pipeline.yaml")).read()
+    text = text.replace("../../schemas/quickstart/schema.pbtxt", QUICKSTART_SCHEMA)
+    if gates is not None:
+        text = re.sub(r"evaluator:\n(  .*\n)+", gates, text)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    assert main(["generate-data", "-o", str(tmp_path / "data" / "credit.csv.gz"), "--rows", str(rows), "--seed", "7",
+                 "--bias", str(bias)]) == 0
+    return str(path)
+
+
+def test_a_fair_model_is_pushed_and_a_worse_one_is_blocked_by_no_regression(tmp_path, capsys):
+    config = _pipeline(tmp_path, rows=8000, gates=ONLY_REGRESSION_GATE)
+    assert main(["run", config]) == 0
+    out = capsys.readouterr().out
+    assert "baseline=none" in out and "pushed=true" in out
+    destination = str(tmp_path / "serving" / "credit")
+    [first] = versions(destination)
+    manifest = json.load(open(os.path.join(destination, str(first), MANIFEST_FILE)))
+    assert manifest["gates"][0]["status"] == "no baseline" and manifest["data_sha256"]
+    # a second model, trained far worse, against the one now serving
+    text = open(config).read() + "trainer:\n  epochs: 1\n  learning_rate: 0.00001\n  hidden_units: [4]\n"
+    open(config, "w").write(text)
+    assert main(["run", config]) == 5
+    captured = capsys.readouterr()
+    assert "Evaluator failed: the model is not pushed" in captured.err
+    assert "no_regression auc" in captured.err and "overall" in captured.err
+    assert versions(destination) == [first]  # nothing pushed, the serving model untouched
+    runs = sorted(d for d in os.listdir(tmp_path / "pipelines" / "quickstart") if d[0].isdigit())
+    blessing = json.load(open(tmp_path / "pipelines" / "quickstart" / runs[-1] / "Evaluator" / "blessing" /
+                              "blessing.json"))
+    [check] = blessing["blocking"]
+    assert check["baseline"] == pytest.approx(manifest["metrics"]["auc"], abs=1e-6)
+    assert check["value"] < check["baseline"] - 0.01 and check["status"] == "fail"
+
+
+def test_a_biased_model_is_blocked_by_the_fairness_gate_naming_group_and_values(tmp_path, capsys):
+    config = _pipeline(tmp_path, rows=8000, bias=1.0)
+    assert main(["run", config]) == 5
+    err = capsys.readouterr().err
+    line = next(l for l in err.splitlines() if "fairness positive_rate across sex" in l)
+    assert "sex=female vs sex=male" in line and ">= 0.8" in line and "fail" in line
+    assert not os.path.exists(tmp_path / "serving" / "credit") or versions(str(tmp_path / "serving" / "credit")) == []
+    runs = sorted(d for d in os.listdir(tmp_path / "pipelines" / "quickstart") if d[0].isdigit())
+    blessing = json.load(open(tmp_path / "pipelines" / "quickstart" / runs[-1] / "Evaluator" / "blessing" /
+                              "blessing.json"))
+    ratio = next(c for c in blessing["blocking"] if c["metric"].startswith("positive_rate"))
+    assert ratio["value"] < 0.8 and "sex=female" in ratio["detail"] and "sex=male" in ratio["detail"]
