@@ -143,6 +143,37 @@ def cmd_infer_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.lineage import Lineage
+    from pipeline.runner import RUN_FILE, pipeline_dir
+    from pipeline.specs import EVALUATOR, FAIRNESS_REPORT
+
+    config = _load(args.file)
+    root = pipeline_dir(config)
+    runs = Lineage(root).runs(config.pipeline.name) if os.path.isdir(root) else []
+    run_ids = [r.run_id for r in runs] if args.run is None else [args.run]
+    for run_id in reversed(run_ids):
+        run_dir = os.path.join(root, run_id)
+        candidates = [os.path.join(run_dir, EVALUATOR.name, "fairness_report", FAIRNESS_REPORT.file_name)]
+        run_file = os.path.join(run_dir, RUN_FILE)
+        if os.path.exists(run_file):  # a cached Evaluator points at the run that wrote the report
+            with open(run_file, encoding="utf-8") as handle:
+                body = json.load(handle)
+            for component in body["components"]:
+                if component["name"] == EVALUATOR.name and "fairness_report" in component["outputs"]:
+                    candidates.insert(0, os.path.join(component["outputs"]["fairness_report"], FAIRNESS_REPORT.file_name))
+        found = next((path for path in candidates if os.path.exists(path)), None)
+        if found:
+            print(found)
+            return 0
+        if args.run is not None:
+            break
+    which = f"run {args.run}" if args.run else f"any run of '{config.pipeline.name}'"
+    raise SluicewayError(f"report: no fairness report in {which}; the Evaluator writes one when it runs")
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     from pipeline.json_schema import render
 
@@ -199,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="where to write schema.pbtxt (default: validation.schema)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_infer_schema)
+
+    p = sub.add_parser("report", help="print the path of a run's fairness report (HTML)")
+    p.add_argument("file")
+    p.add_argument("--run", help="run id (default: the latest run with a report)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("config-schema", help="print or write the JSON Schema of pipeline YAML files")
     p.add_argument("-o", "--output")

@@ -41,6 +41,7 @@ MODEL_RUN = ArtifactType("ModelRun", "Artifact")
 MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
 EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluation.md")
 MODEL_BLESSING = ArtifactType("ModelBlessing", "Artifact")
+FAIRNESS_REPORT = ArtifactType("FairnessReport", "HTML", "fairness_report.html")
 PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
 
 # Files inside folder artifacts, shared by the components that write and read them.
@@ -177,7 +178,8 @@ EVALUATOR = ComponentSpec(
         "examples": InputRef("ExampleGen", "examples"),
         "model": InputRef("Trainer", "model"),
     },
-    outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT, "blessing": MODEL_BLESSING},
+    outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT, "blessing": MODEL_BLESSING,
+             "fairness_report": FAIRNESS_REPORT},
     summary=("blessed",),
 )
 

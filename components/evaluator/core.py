@@ -13,7 +13,7 @@ import os
 from typing import Any, Callable, Mapping
 
 from components.common.artifacts import split_file
-from components.evaluator import gates
+from components.evaluator import gates, report
 from components.evaluator.eval_config import FAIRNESS_METRICS, METRICS, build_eval_config, fairness_key
 from components.pusher.versions import latest
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, RegressionGate, Section
@@ -43,6 +43,11 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     blocked = gates.blocking(checks, evaluator)
     write_blessing(outputs["blessing"], checks, blocked)
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
+    page = report.render(rows, baseline_rows, [c.as_dict() for c in checks], not blocked, evaluator,
+                         config["features"], f"{evaluator.split} split; baseline: {baseline or 'none'}")
+    os.makedirs(os.path.dirname(outputs["fairness_report"]) or ".", exist_ok=True)
+    with open(outputs["fairness_report"], "w", encoding="utf-8") as handle:
+        handle.write(page)
     if blocked:
         table = text_table(CHECK_HEADERS, [_check_row(c) for c in blocked], max_width=60)
         raise GateFailed(f"the model is not pushed: {len(blocked)} of {len(checks)} gate checks failed:\n{table}")

@@ -70,3 +70,41 @@ def test_a_biased_model_is_blocked_by_the_fairness_gate_naming_group_and_values(
                               "blessing.json"))
     ratio = next(c for c in blessing["blocking"] if c["metric"].startswith("positive_rate"))
     assert ratio["value"] < 0.8 and "sex=female" in ratio["detail"] and "sex=male" in ratio["detail"]
+
+
+def test_the_fairness_report_of_a_blocked_run_shows_the_failing_gate(tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    config = _pipeline(tmp_path, rows=8000, bias=1.0)
+    assert main(["run", config]) == 5
+    capsys.readouterr()
+    assert main(["report", config]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path.endswith("fairness_report.html") and os.path.exists(path)
+    page = open(path, encoding="utf-8").read()
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self._row, self._fail = [], None, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self._row, self._fail = [], dict(attrs).get("class") == "fail"
+
+        def handle_data(self, data):
+            if self._row is not None:
+                self._row.append(data)
+
+        def handle_endtag(self, tag):
+            if tag == "tr" and self._row is not None:
+                self.rows.append((self._fail, " ".join(self._row)))
+                self._row = None
+
+    parser = Rows()
+    parser.feed(page)
+    failing = [text for fail, text in parser.rows if fail]
+    assert len(failing) == 1 and "positive_rate" in failing[0] and "sex=female vs sex=male" in failing[0]
+    assert ">= 0.8" in failing[0]
+    assert "Blocked: the model is not pushed" in page and "<svg" in page and "gate bound (min_ratio 0.8)" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
