@@ -22,6 +22,7 @@ from typing import Callable, Mapping
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import ComponentFailed, SluicewayError
+from pipeline.files import file_sha256
 from pipeline.lineage import Lineage, StoredArtifact
 from pipeline.specs import COMPONENTS, ComponentSpec, upstream_of
 
@@ -83,14 +84,6 @@ def code_version(spec: ComponentSpec) -> str:
     return digest.hexdigest()[:16]
 
 
-def file_fingerprint(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(spec: ComponentSpec, config: PipelineConfig, inputs: Mapping[str, StoredArtifact]) -> str:
     """What decides whether an earlier execution can be reused: code, config sections, inputs."""
     core = importlib.import_module(spec.core_module)
@@ -101,7 +94,7 @@ def cache_key(spec: ComponentSpec, config: PipelineConfig, inputs: Mapping[str, 
         "code": code_version(spec),
         "config": {name: config.section(name).model_dump(mode="json", by_alias=True) for name in spec.sections},
         "inputs": {name: artifact.fingerprint for name, artifact in sorted(inputs.items())},
-        "files": {path: file_fingerprint(path) for path in external},
+        "files": {path: file_sha256(path) for path in external},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

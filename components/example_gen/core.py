@@ -30,6 +30,7 @@ from components.common.artifacts import split_file
 from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
+from pipeline.files import file_sha256
 from pipeline.specs import SPLIT_INFO_FILE
 
 _BUCKETS = 10_000
@@ -188,21 +189,13 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "ratios": {split: getattr(data.split, split) for split in SPLITS},
         "split_key": data.split.key,
         "sources": files,
-        "source_sha256": {path: _sha256(path) for path in files},
+        "source_sha256": {path: file_sha256(path) for path in files},
         "label": features.label,
         "label_counts": dict(sorted(labels.items())),
     }
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
     return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels))
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
