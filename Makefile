@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 QUICKSTART := examples/quickstart
 QUICKSTART_DATA := $(QUICKSTART)/data/credit.csv.gz
 
-.PHONY: setup quickstart test test-fast golden json-schema lock clean
+.PHONY: setup browser quickstart test test-fast golden json-schema lock clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,13 @@ $(QUICKSTART_DATA): | setup
 quickstart: setup $(QUICKSTART_DATA)
 	$(BIN)/sluiceway run $(QUICKSTART)/pipeline.yaml
 
+# Headless Chromium and pdftotext, for the test that reads the rendered fairness report (Debian packages).
+browser:
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || \
+		(apt-get update -q && apt-get install -y -q chromium poppler-utils)
+
 # Everything, slow end-to-end tests included (what CI runs).
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 # Skips the tests marked slow.

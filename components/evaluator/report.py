@@ -17,7 +17,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 h1{margin-bottom:0} .verdict{font-size:1.3em;padding:.5em 1em;border-radius:6px;display:inline-block;margin:1em 0}
 .blessed{background:#e3f5e1;color:#1b5e20} .blocked{background:#fde2e1;color:#b71c1c}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f4f4f4} td.l{text-align:left} tr.fail td{background:#fde2e1} tr.insufficient td{color:#888}
+th{background:#f4f4f4} td{white-space:nowrap} td.l{text-align:left;white-space:normal} tr.fail td{background:#fde2e1} tr.insufficient td{color:#888}
 .tag{font-size:.8em;padding:1px 6px;border-radius:4px;background:#eee} .tag.fail{background:#f8b4b0}
 .tag.pass{background:#c8e6c9} figure{margin:1em 0} figcaption{font-size:.9em;color:#555}
 """
