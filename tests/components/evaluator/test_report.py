@@ -45,7 +45,7 @@ def _visible_text(tmp_path, page: str) -> str:
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
                     html.as_uri()], check=True, capture_output=True, timeout=120)
-    return subprocess.run([pdftotext, "-layout", str(pdf), "-"], check=True, capture_output=True,
+    return subprocess.run([pdftotext, str(pdf), "-"], check=True, capture_output=True,
                           text=True).stdout
 
 
