@@ -26,7 +26,7 @@ quickstart: setup $(QUICKSTART_DATA)
 # Headless Chromium and pdftotext, for the test that reads the rendered fairness report (Debian packages).
 browser:
 	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || \
-		(apt-get update -q && apt-get install -y -q chromium poppler-utils)
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium poppler-utils)
 
 # Everything, slow end-to-end tests included (what CI runs).
 test: setup browser
