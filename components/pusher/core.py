@@ -1,9 +1,40 @@
-"""Pusher: copies a blessed model into the serving destination as a new version, atomically.
+"""Pusher: copies a blessed model into the serving destination as a new version.
 
-The model is copied under a temporary name in the destination and renamed to its version number
-when complete, so TF Serving (which watches for numbered folders) never sees half a model, and a
-push killed midway leaves the destination as it was. Existing versions are never overwritten or
-deleted. A manifest inside the version records where the model came from and the gate results.
+The destination is TF Serving's layout, ``<destination>/<version>/``, in a local folder or at a URL
+(``gs://bucket/models/credit``; any scheme ``tf.io.gfile`` knows). A manifest inside the version
+records where the model came from and the gate results. Wherever the destination is:
+
+- existing versions are never overwritten or deleted;
+- a version number is never reused, whatever form it is found in: a version, a numbered folder a push
+  left incomplete, or a temporary copy (``.tmp-<version>-<random>``);
+- a push that fails or is killed midway adds no version that ``versions``/``latest`` report, so the
+  Evaluator never takes half a model as its baseline; what it leaves behind (a ``.tmp-`` folder, which
+  TF Serving ignores as it only loads numbered folders) stays until someone removes it.
+
+A local folder: the model and its manifest are copied to ``<destination>/.tmp-<version>-<random>/``,
+which is then renamed to ``<destination>/<version>/``. The rename is atomic, so every reader, TF Serving
+included, sees either no version or a complete one with its manifest.
+
+A URL: object stores such as GCS have no folders to rename, only objects, each written or renamed
+whole, so a version cannot appear at once. The model is uploaded to ``<destination>/.tmp-<version>-
+<random>/`` (the slow part, which no reader looks at), then moved object by object into
+``<destination>/<version>/`` (server-side copies, seconds), ``saved_model.pb`` last, and only then is the
+manifest written there: the manifest is the commit marker, and on a URL ``versions`` counts a numbered
+folder only when its manifest is in it. What a reader can see:
+
+- sluiceway (``versions``, ``latest``, the Evaluator's baseline): no version, or a complete one.
+- TF Serving, which goes by folder names alone: during the move, ``<version>/`` without
+  ``saved_model.pb``, which is not a SavedModel, so loading it fails and (under TF Serving's default
+  availability-preserving policy) the version already serving stays up; once ``saved_model.pb`` is
+  there, the complete model (its manifest may still be coming).
+- After a push killed during the move: that incomplete ``<version>/`` stays, and is TF Serving's newest
+  folder (failing to load) until the next push adds a higher number. Killed between ``saved_model.pb``
+  and the manifest: a complete model that TF Serving may serve but sluiceway does not count as a version.
+
+Pushes to one URL destination must run one at a time: ``tf.io.gfile`` offers no atomic
+create-if-absent, and two pushes started in the same second pick the same number. The version folder
+is checked free just before the move and no object is ever overwritten, which narrows that race but
+does not close it.
 """
 
 from __future__ import annotations
@@ -16,7 +47,7 @@ import shutil
 import time
 from typing import Callable, Mapping
 
-from components.pusher.versions import MANIFEST_FILE, versions
+from components.pusher.versions import MANIFEST_FILE, TEMPORARY_PREFIX, entries, is_url, join, taken_numbers
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
@@ -46,36 +77,94 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
          progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None) -> dict:
     """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so.
 
+    Args:
+        model_dir: The SavedModel folder (local).
+        destination: A local folder or a URL (``gs://bucket/models/credit``).
+
     Returns:
         What was pushed: version, path, and the manifest written inside the version.
 
     Raises:
         GateFailed: The model is not blessed (the Pusher checks this itself, whatever ran before).
-        SluicewayError: The destination cannot be written.
+        SluicewayError: The destination cannot be written (or, for a URL, read or reached).
     """
     with open(os.path.join(blessing_dir, BLESSING_FILE), encoding="utf-8") as handle:
         blessing = json.load(handle)
     if not blessing["blessed"]:
         raise GateFailed(f"Pusher: the model is not blessed ({len(blessing['blocking'])} gate checks failed); "
                          "nothing was pushed")
+    manifest = {**_manifest(model_dir, blessing, evaluation_dir), **(fingerprints or {})}
     try:
-        os.makedirs(destination, exist_ok=True)
-        existing = versions(destination)
-        version = max([int(time.time()), *(v + 1 for v in existing)])
-        temporary = os.path.join(destination, f".tmp-{version}-{secrets.token_hex(3)}")
-        shutil.copytree(model_dir, temporary)
-        manifest = {**_manifest(version, model_dir, blessing, evaluation_dir), **(fingerprints or {})}
-        with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-        target = os.path.join(destination, str(version))
-        os.rename(temporary, target)  # atomic on one file system; never replaces an existing version
+        if is_url(destination):
+            version, target, manifest = _push_to_url(model_dir, destination, manifest)
+        else:
+            version, target, manifest = _push_to_folder(model_dir, destination, manifest)
     except OSError as exc:
         raise SluicewayError(f"Pusher: cannot write to pusher.destination {destination}: {exc}") from None
     progress(f"pushed version {version} to {destination}")
     return {"pushed": True, "version": version, "path": target, "manifest": manifest}
 
 
-def _manifest(version: int, model_dir: str, blessing: dict, evaluation_dir: str) -> dict:
+def _push_to_folder(model_dir: str, destination: str, manifest: dict) -> tuple[int, str, dict]:
+    os.makedirs(destination, exist_ok=True)
+    version = _next_version(entries(destination))
+    temporary = os.path.join(destination, f"{TEMPORARY_PREFIX}{version}-{secrets.token_hex(3)}")
+    shutil.copytree(model_dir, temporary)
+    manifest = {"version": version, **manifest}
+    with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2)
+    target = os.path.join(destination, str(version))
+    os.rename(temporary, target)  # atomic on one file system; never replaces an existing version
+    return version, target, manifest
+
+
+def _push_to_url(model_dir: str, destination: str, manifest: dict) -> tuple[int, str, dict]:
+    import tensorflow as tf
+
+    gfile = tf.io.gfile
+    try:
+        gfile.makedirs(destination)
+        version = _next_version(entries(destination))
+        temporary = join(destination, f"{TEMPORARY_PREFIX}{version}-{secrets.token_hex(3)}")
+        target = join(destination, str(version))
+        folders, files = _model_tree(model_dir)
+        for folder in folders:
+            gfile.makedirs(join(temporary, folder))
+        for name in files:  # the upload, the slow part, under a name TF Serving ignores
+            gfile.copy(os.path.join(model_dir, name), join(temporary, name), overwrite=False)
+        if gfile.exists(target):
+            raise SluicewayError(f"Pusher: version {version} appeared in pusher.destination {destination} while "
+                                 "this push was copying; run one push at a time to a destination")
+        for folder in folders:
+            gfile.makedirs(join(target, folder))
+        for name in files:  # server-side moves, saved_model.pb last: before it, no SavedModel is there
+            gfile.rename(join(temporary, name), join(target, name), overwrite=False)
+        gfile.rmtree(temporary)  # only the emptied folders are left in it
+        manifest = {"version": version, **manifest}
+        with gfile.GFile(join(target, MANIFEST_FILE), "w") as handle:  # the commit: now it is a version
+            handle.write(json.dumps(manifest, indent=2))
+    except tf.errors.OpError as exc:
+        raise SluicewayError(f"Pusher: cannot write to pusher.destination {destination}: {exc.message}") from None
+    return version, target, manifest
+
+
+def _next_version(names: list[str]) -> int:
+    """A number above every one in use in any form, so a push never adds to a folder another one left."""
+    return max([int(time.time()), *(number + 1 for number in taken_numbers(names))])
+
+
+def _model_tree(model_dir: str) -> tuple[list[str], list[str]]:
+    """The model's folders and files, relative with '/', with the SavedModel's graph file last."""
+    folders, files = [], []
+    for root, dirs, names in os.walk(model_dir):
+        relative = os.path.relpath(root, model_dir)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        folders += [prefix + name for name in sorted(dirs)]
+        files += [prefix + name for name in sorted(names)]
+    return folders, sorted(files, key=lambda name: (name in ("saved_model.pb", "saved_model.pbtxt"), name))
+
+
+def _manifest(model_dir: str, blessing: dict, evaluation_dir: str) -> dict:
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(model_dir)))  # <run>/Trainer/model
     summary_path = os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE)
     overall = {}
@@ -87,6 +176,6 @@ def _manifest(version: int, model_dir: str, blessing: dict, evaluation_dir: str)
     if os.path.exists(training):
         with open(training, encoding="utf-8") as handle:
             hyperparameters = json.load(handle).get("hyperparameters")
-    return {"version": version, "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    return {"pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source_model": os.path.abspath(model_dir), "run": os.path.basename(run_dir),
             "metrics": overall, "gates": blessing["checks"], "hyperparameters": hyperparameters}

@@ -1,21 +1,85 @@
-"""The push destination's layout: TF Serving's ``<destination>/<version>/`` with integer versions."""
+"""The push destination's layout: TF Serving's ``<destination>/<version>/`` with integer versions.
+
+A destination is a local folder or a URL (``gs://bucket/models/credit``, any ``scheme://`` TensorFlow's
+file systems know). What counts as a complete version follows from what the storage guarantees (see
+``components.pusher.core``): in a local folder a numbered folder only ever appears whole, by an atomic
+rename; on an object store a numbered folder fills up object by object, so it is a version only once
+its manifest, written last, is there.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+
+from pipeline.errors import SluicewayError
 
 MANIFEST_FILE = "sluiceway_manifest.json"
+TEMPORARY_PREFIX = ".tmp-"
+_NUMBERED = re.compile(r"^(?:\.tmp-)?(\d+)(?:-.*)?$")
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` names a location through a URL scheme (``gs://...``) rather than a local path."""
+    return "://" in path
+
+
+def join(destination: str, name: str) -> str:
+    """``destination/name``, keeping a URL a URL."""
+    return f"{destination.rstrip('/')}/{name}" if is_url(destination) else os.path.join(destination, name)
+
+
+def entries(destination: str) -> list[str]:
+    """The names directly inside ``destination`` (none when it does not exist).
+
+    Raises:
+        SluicewayError: A URL destination cannot be listed (no access, unknown scheme, network).
+    """
+    if not is_url(destination):
+        return os.listdir(destination) if os.path.isdir(destination) else []
+    import tensorflow as tf
+
+    try:
+        if not tf.io.gfile.exists(destination) or not tf.io.gfile.isdir(destination):  # exists: unknown schemes raise
+            return []
+        return [name.rstrip("/") for name in tf.io.gfile.listdir(destination)]  # GCS lists folders as "name/"
+    except tf.errors.OpError as exc:
+        raise SluicewayError(f"Pusher: cannot read pusher.destination {destination}: {exc.message}") from None
+
+
+def taken_numbers(names: list[str]) -> set[int]:
+    """Every version number ``names`` use in any form: complete, partial, or a temporary copy's."""
+    return {int(match.group(1)) for match in map(_NUMBERED.match, names) if match}
 
 
 def versions(destination: str) -> list[int]:
-    """The complete versions in ``destination``, oldest first (temporary folders are not versions)."""
-    if not destination or not os.path.isdir(destination):
+    """The complete versions in ``destination``, oldest first.
+
+    Temporary copies are never versions; on a URL destination neither is a numbered folder without
+    its manifest (a push interrupted while filling it).
+
+    Raises:
+        SluicewayError: A URL destination cannot be listed.
+    """
+    if not destination:
         return []
-    return sorted(int(name) for name in os.listdir(destination)
-                  if name.isdigit() and os.path.isdir(os.path.join(destination, name)))
+    numbered = [name for name in entries(destination) if name.isdigit()]
+    if not is_url(destination):
+        return sorted(int(name) for name in numbered if os.path.isdir(os.path.join(destination, name)))
+    import tensorflow as tf
+
+    try:
+        return sorted(int(name) for name in numbered
+                      if tf.io.gfile.exists(join(join(destination, name), MANIFEST_FILE)))
+    except tf.errors.OpError as exc:
+        raise SluicewayError(f"Pusher: cannot read pusher.destination {destination}: {exc.message}") from None
 
 
 def latest(destination: str) -> str | None:
-    """The folder of the newest version: the model currently serving, or ``None``."""
+    """The folder of the newest version: the model currently serving, or ``None``.
+
+    Raises:
+        SluicewayError: A URL destination cannot be listed.
+    """
     found = versions(destination)
-    return os.path.join(destination, str(found[-1])) if found else None
+    return join(destination, str(found[-1])) if found else None

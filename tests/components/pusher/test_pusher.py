@@ -19,6 +19,7 @@ def _inputs(tmp_path, blessed: bool = True):
     (model / "variables").mkdir(parents=True)
     (model / "saved_model.pb").write_bytes(b"graph" * 1000)
     (model / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(200_000))
+    (model / "variables" / "variables.index").write_bytes(b"index")
     blessing = tmp_path / "blessing"
     blessing.mkdir()
     check = {"gate": "gates[0] auc min 0.7 overall", "slice": "overall", "metric": "auc", "value": 0.8,
@@ -86,3 +87,153 @@ def test_a_push_killed_midway_leaves_the_destination_as_it_was(tmp_path):
             if name.isdigit()} == before
     leftovers = [name for name in os.listdir(destination) if not name.isdigit()]
     assert all(name.startswith(".tmp-") for name in leftovers)  # hidden, and not a version TF Serving loads
+
+
+
+# --- a URL destination, on TensorFlow's in-memory file system: the code path gs:// takes, with no network
+
+
+class Killed(Exception):
+    """Stands for the process dying: nothing in the Pusher catches it, so nothing after it runs."""
+
+
+@pytest.fixture
+def ram_destination(request):
+    """A fresh ``ram://`` destination (the in-memory file system lives as long as the test process)."""
+    import tensorflow as tf
+
+    root = f"ram://{request.node.name}"
+    yield f"{root}/models/credit"
+    if tf.io.gfile.exists(root):
+        tf.io.gfile.rmtree(root)
+
+
+def _files(url: str) -> dict[str, bytes]:
+    """Every file under ``url`` by relative path, with its content."""
+    import tensorflow as tf
+
+    found = {}
+    for folder, _, names in tf.io.gfile.walk(url):
+        for name in names:
+            with tf.io.gfile.GFile(f"{folder}/{name}", "rb") as handle:
+                found[f"{folder}/{name}"[len(url) + 1:]] = handle.read()
+    return found
+
+
+def _local_files(folder: str) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(root, name), folder): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_a_url_destination_gets_numbered_versions_with_manifests(tmp_path, ram_destination):
+    import tensorflow as tf
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    first = push(model, blessing, evaluation, ram_destination, fingerprints={"config_sha256": "abc"})
+    second = push(model, blessing, evaluation, ram_destination + "/")  # a trailing slash changes nothing
+
+    assert versions(ram_destination) == [first["version"], second["version"]] and second["version"] > first["version"]
+    assert latest(ram_destination) == f"{ram_destination}/{second['version']}" == second["path"]
+    for version in versions(ram_destination):
+        files = _files(f"{ram_destination}/{version}")
+        manifest = json.loads(files.pop(MANIFEST_FILE))
+        assert files == _local_files(model) and manifest["version"] == version
+    with tf.io.gfile.GFile(f"{first['path']}/{MANIFEST_FILE}") as handle:
+        manifest = json.load(handle)
+    assert manifest["config_sha256"] == "abc" and manifest["metrics"] == {"auc": 0.8}
+    assert manifest["gates"][0]["status"] == "pass" and manifest["run"] == "run"
+    # the temporary copies are gone once moved: TF Serving finds only the versions
+    assert sorted(tf.io.gfile.listdir(ram_destination)) == sorted(str(v) for v in versions(ram_destination))
+
+
+def test_on_a_url_saved_model_pb_then_the_manifest_appear_last(tmp_path, ram_destination, monkeypatch):
+    import tensorflow as tf
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    moved, real_rename = [], tf.io.gfile.rename
+
+    def recording_rename(source, target, overwrite=False):
+        moved.append((target.rsplit("/", 1)[-1], versions(ram_destination)))
+        return real_rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", recording_rename)
+    pushed = push(model, blessing, evaluation, ram_destination)
+
+    assert [name for name, _ in moved][-1] == "saved_model.pb" and len(moved) == 3
+    assert all(seen == [] for _, seen in moved)  # not a version while its files are being moved in
+    assert versions(ram_destination) == [pushed["version"]]
+
+
+def test_a_url_push_killed_while_uploading_adds_no_version_and_keeps_the_others(tmp_path, ram_destination,
+                                                                                monkeypatch):
+    import tensorflow as tf
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    existing = push(model, blessing, evaluation, ram_destination)["version"]
+    before = _files(f"{ram_destination}/{existing}")
+    copied, real_copy = [], tf.io.gfile.copy
+
+    def copy_then_die(source, target, overwrite=False):
+        copied.append(source)
+        if len(copied) == 2:
+            raise Killed()
+        return real_copy(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", copy_then_die)
+    with pytest.raises(Killed):
+        push(model, blessing, evaluation, ram_destination)
+    monkeypatch.undo()
+
+    assert versions(ram_destination) == [existing] and latest(ram_destination).endswith(f"/{existing}")
+    assert _files(f"{ram_destination}/{existing}") == before
+    leftovers = [name for name in tf.io.gfile.listdir(ram_destination) if name != str(existing)]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")  # hidden: not a folder TF Serving loads
+    later = push(model, blessing, evaluation, ram_destination)["version"]
+    assert versions(ram_destination) == [existing, later] and later > int(leftovers[0].split("-")[1])
+
+
+def test_a_url_push_killed_while_moving_in_is_no_version_and_its_number_is_never_reused(tmp_path, ram_destination,
+                                                                                        monkeypatch):
+    import tensorflow as tf
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    existing = push(model, blessing, evaluation, ram_destination)["version"]
+    moved, real_rename = [], tf.io.gfile.rename
+
+    def move_then_die(source, target, overwrite=False):
+        moved.append(target)
+        if len(moved) == 2:
+            raise Killed()
+        return real_rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", move_then_die)
+    with pytest.raises(Killed):
+        push(model, blessing, evaluation, ram_destination)
+    monkeypatch.undo()
+    [partial] = [name for name in tf.io.gfile.listdir(ram_destination) if name.isdigit() and name != str(existing)]
+    left = _files(f"{ram_destination}/{partial}")
+    assert list(left) == ["variables/variables.data-00000-of-00001"]  # no saved_model.pb: not a SavedModel yet
+
+    assert versions(ram_destination) == [existing] and latest(ram_destination).endswith(f"/{existing}")
+    later = push(model, blessing, evaluation, ram_destination)["version"]
+    assert later > int(partial) and versions(ram_destination) == [existing, later]
+    assert _files(f"{ram_destination}/{partial}") == left  # the incomplete folder is neither reused nor deleted
+
+
+def test_a_url_destination_that_cannot_be_written_is_a_clear_error(tmp_path, ram_destination, monkeypatch):
+    import tensorflow as tf
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    with pytest.raises(SluicewayError, match="cannot write to pusher.destination nosuch://bucket/models: .*nosuch"):
+        push(model, blessing, evaluation, "nosuch://bucket/models")  # a scheme no file system is registered for
+    with pytest.raises(SluicewayError, match="cannot read pusher.destination nosuch://bucket/models"):
+        versions("nosuch://bucket/models")
+
+    def denied(*_, **__):
+        raise tf.errors.PermissionDeniedError(None, None, "does not have storage.objects.create access")
+
+    monkeypatch.setattr(tf.io.gfile, "copy", denied)  # what GCS answers a service account without write access
+    with pytest.raises(SluicewayError, match=f"cannot write to pusher.destination {ram_destination}: "
+                                             ".*storage.objects.create"):
+        push(model, blessing, evaluation, ram_destination)
+    assert versions(ram_destination) == []
