@@ -24,10 +24,17 @@ from pipeline.specs import COMPONENTS, ComponentSpec
 CURATED_SCHEMA_PARAM = "curated_schema"
 
 
-def pipeline_parameters(config: PipelineConfig) -> dict[str, object]:
-    """The compiled pipeline's parameters and their defaults, from the YAML."""
+def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True) -> dict[str, object]:
+    """The compiled pipeline's parameters and their defaults, from the YAML.
+
+    Args:
+        for_cluster: Use ``kubeflow.beam_pipeline_options`` (when set) for the Beam-based
+            components instead of ``beam.pipeline_options``.
+    """
     sections = sorted({name for spec in COMPONENTS for name in spec.sections})
     dumped = {name: config.section(name).model_dump(mode="json", by_alias=True) for name in sections}
+    if for_cluster and config.kubeflow.beam_pipeline_options is not None:
+        dumped["beam"]["pipeline_options"] = list(config.kubeflow.beam_pipeline_options)
     curated = ""
     if config.validation.schema_path:
         path = config.validation.schema_path
@@ -63,19 +70,25 @@ def kfp_function(spec: ComponentSpec) -> Callable:
     return getattr(module, spec.package)
 
 
-def build_pipeline(config: PipelineConfig, image: str | None = None):
+def build_pipeline(config: PipelineConfig, image: str | None = None, for_cluster: bool = True):
     """A KFP pipeline function for ``config``; its parameters default to the YAML's values.
 
     Args:
         config: The loaded pipeline.
-        image: Overrides ``kubeflow.image`` (the kfp-local runner ignores images anyway).
+        image: Overrides ``kubeflow.image``.
+        for_cluster: Compile for a Kubeflow cluster: components with ``run_if`` go under
+            ``dsl.If`` (the Pusher runs only when the Evaluator blessed the model), and each task
+            gets its ``kubeflow`` settings (resources, retries, caching, node selectors,
+            tolerations, image pull secrets) and the cluster's Beam options. kfp's local runners
+            support none of that; without ``dsl.If`` the Pusher runs and refuses an unblessed
+            model itself.
     """
     from kfp import dsl
 
     image = image or config.kubeflow.image
     components = {spec.name: dsl.component(kfp_function(spec), base_image=image, install_kfp_package=False)
                   for spec in COMPONENTS}
-    defaults = pipeline_parameters(config)
+    defaults = pipeline_parameters(config, for_cluster)
     signature = inspect.Signature([
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=copy.deepcopy(value),
                           annotation=type(value))
@@ -97,8 +110,15 @@ def build_pipeline(config: PipelineConfig, image: str | None = None):
                     arguments[name] = tasks[ref.component].outputs[ref.output]
                 else:
                     arguments[name] = params[name]
-            task = component(**arguments)
+            if for_cluster and spec.run_if:
+                source, output = spec.run_if
+                with dsl.If(tasks[source].outputs[output] == True, name=f"{source}-{output}"):  # noqa: E712
+                    task = component(**arguments)
+            else:
+                task = component(**arguments)
             task.set_display_name(spec.name)
+            if for_cluster:
+                apply_task_settings(task, spec, config)
             for name in spec.after:
                 task.after(tasks[name])
             tasks[spec.name] = task
@@ -108,6 +128,35 @@ def build_pipeline(config: PipelineConfig, image: str | None = None):
     body.__doc__ = (f"sluiceway pipeline '{config.pipeline.name}': "
                     + " -> ".join(spec.name for spec in COMPONENTS) + ".")
     return dsl.pipeline(body, name=config.pipeline.name, pipeline_root=config.kubeflow.pipeline_root)
+
+
+def apply_task_settings(task, spec: ComponentSpec, config: PipelineConfig) -> None:
+    """Resources, retries, caching and scheduling of one task, from ``kubeflow.defaults`` and
+    ``kubeflow.components.<name>``."""
+    from kfp import kubernetes
+
+    settings = config.kubeflow.task_settings(spec.name)
+    if settings.cpu_request:
+        task.set_cpu_request(settings.cpu_request)
+    if settings.cpu_limit:
+        task.set_cpu_limit(settings.cpu_limit)
+    if settings.memory_request:
+        task.set_memory_request(settings.memory_request)
+    if settings.memory_limit:
+        task.set_memory_limit(settings.memory_limit)
+    if settings.gpu:
+        task.set_accelerator_type(settings.gpu_type or "nvidia.com/gpu")
+        task.set_accelerator_limit(settings.gpu)
+    if settings.retries:
+        task.set_retry(num_retries=settings.retries)
+    task.set_caching_options(enable_caching=spec.kfp_cache if settings.caching is None else settings.caching)
+    for label, value in (settings.node_selector or {}).items():
+        kubernetes.add_node_selector(task, label_key=label, label_value=value)
+    for toleration in settings.tolerations or []:
+        kubernetes.add_toleration(task, key=toleration.key, operator=toleration.operator, value=toleration.value,
+                                  effect=toleration.effect, toleration_seconds=toleration.toleration_seconds)
+    if config.kubeflow.image_pull_secrets:
+        kubernetes.set_image_pull_secrets(task, list(config.kubeflow.image_pull_secrets))
 
 
 def compile_pipeline(config: PipelineConfig, output: str) -> str:

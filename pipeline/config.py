@@ -12,10 +12,13 @@ scheme (``gs://...``) are kept as written.
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationInfo, model_validator)
+
+from pipeline.specs import COMPONENT_NAMES
 
 SPLITS = ("train", "eval", "test")
 
@@ -392,10 +395,18 @@ class EvaluatorConfig(Section):
         30, description="Slices with fewer examples are reported as insufficient data.")
     insufficient_data: Literal["report", "block"] = Field(
         "report", description="A gate check on a slice below min_slice_size: 'report' it, or 'block' the push.")
+    bands: dict[ColumnName, list[float]] = Field(
+        default_factory=dict, description="Numeric features sliced by bands, with their boundaries in increasing "
+                                          "order: {age: [25, 40, 60]} gives the age slices <25, [25,40), [40,60), "
+                                          ">=60. A numeric feature can only be sliced by bands.")
     gates: list[Gate] = Field(default_factory=list, description="Checks the model must pass to be pushed.")
 
     @model_validator(mode="after")
     def _thresholds_given(self) -> "EvaluatorConfig":
+        for feature, boundaries in self.bands.items():
+            if not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+                raise ValueError(f"bands.{feature}: expected boundaries in increasing order, e.g. [25, 40, 60], "
+                                 f"got {boundaries}")
         if not self.decision_thresholds:
             raise ValueError("decision_thresholds must list at least one threshold")
         unknown = sorted({g.threshold for g in self.gates if isinstance(g, FairnessGate) and g.threshold is not None}
@@ -410,12 +421,60 @@ class PusherConfig(Section):
     """Where blessed models go: a TF Serving layout, ``<destination>/<version>/``."""
 
     destination: Optional[PathStr] = Field(
-        None, description="A local folder (relative to this file); each push adds a numbered version. "
+        None, description="A local folder (relative to this file) or a URL such as gs://bucket/models/credit, "
+                          "kept as written; each push adds a numbered version. "
                           "Without it nothing is pushed, and no-regression gates have no baseline.")
 
 
+_CPU = re.compile(r"^([0-9]*\.?[0-9]+m?)$")
+_MEMORY = re.compile(r"^([0-9]*\.?[0-9]+)(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
+
+
+def _quantity(pattern: re.Pattern, example: str):
+    def check(value: Any) -> str:
+        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        if not isinstance(text, str) or not pattern.match(text):
+            raise ValueError(f"expected a Kubernetes quantity such as {example}, got {value!r}")
+        return text
+    return check
+
+
+Cpu = Annotated[str, BeforeValidator(_quantity(_CPU, '"500m" or "2"')), Expected('a CPU quantity such as "500m" or "2"')]
+Memory = Annotated[str, BeforeValidator(_quantity(_MEMORY, '"512Mi" or "8G"')),
+                   Expected('a memory quantity such as "512Mi" or "8G"')]
+ComponentName = Annotated[Literal[COMPONENT_NAMES], Expected("one of " + ", ".join(COMPONENT_NAMES))]  # type: ignore[valid-type]
+
+
+class Toleration(Section):
+    """A Kubernetes toleration, so the task may run on tainted nodes (e.g. GPU nodes)."""
+
+    key: Optional[str] = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: Optional[str] = None
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+    toleration_seconds: Optional[Annotated[int, Field(strict=True, ge=0)]] = None
+
+
+class TaskSettings(Section):
+    """How Kubeflow runs a component's task; unset fields fall back to ``kubeflow.defaults``."""
+
+    cpu_request: Optional[Cpu] = None
+    cpu_limit: Optional[Cpu] = None
+    memory_request: Optional[Memory] = None
+    memory_limit: Optional[Memory] = None
+    gpu: Optional[Annotated[int, Field(strict=True, ge=1), Expected("a number of GPUs, at least 1")]] = Field(
+        None, description="GPUs (accelerator limit).")
+    gpu_type: Optional[str] = Field(None, description="Accelerator resource, e.g. nvidia.com/gpu (the default).")
+    retries: Optional[Annotated[int, Field(strict=True, ge=0, le=10), Expected("a number from 0 to 10")]] = None
+    caching: Optional[bool] = Field(
+        None, description="KFP's cache. Default: on, except for the Evaluator and Pusher, whose results depend "
+                          "on the model serving in pusher.destination.")
+    node_selector: Optional[dict[str, str]] = Field(None, description="Node labels the task must run on.")
+    tolerations: Optional[list[Toleration]] = None
+
+
 class KubeflowConfig(Section):
-    """How `sluiceway compile` builds the Kubeflow Pipelines spec."""
+    """How `sluiceway compile` and `submit` build the Kubeflow Pipelines spec."""
 
     image: Annotated[str, AfterValidator(_non_empty), Expected("a container image reference")] = Field(
         "localhost/sluiceway:0.1.0", description="Container image every component runs in."
@@ -423,6 +482,22 @@ class KubeflowConfig(Section):
     pipeline_root: Optional[str] = Field(
         None, description="Pipeline root on object storage (e.g. gs://bucket/root); the cluster default when unset."
     )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Kubernetes secrets for pulling the image from a private registry.")
+    beam_pipeline_options: Optional[list[str]] = Field(
+        None, description="Beam options for the Beam-based components on the cluster (StatisticsGen, Transform, "
+                          "Evaluator), replacing beam.pipeline_options there, e.g. Dataflow, Flink or Spark runners.")
+    defaults: TaskSettings = Field(default_factory=TaskSettings, description="Settings for every component.")
+    components: dict[ComponentName, TaskSettings] = Field(
+        default_factory=dict, description="Settings per component (ExampleGen, ..., Pusher), over the defaults.")
+
+    def task_settings(self, component: str) -> TaskSettings:
+        """``defaults`` overlaid with the component's own settings."""
+        own = self.components.get(component)
+        if own is None:
+            return self.defaults
+        return TaskSettings.model_validate({**self.defaults.model_dump(exclude_none=True),
+                                            **own.model_dump(exclude_none=True)})
 
 
 class PipelineConfig(Section):
@@ -455,6 +530,13 @@ class PipelineConfig(Section):
         undeclared = sorted(named - set(self.features.feature_names))
         if undeclared:
             problems.append(f"evaluator slices or gates name {', '.join(undeclared)}, not declared under features")
+        unbanded = sorted(n for n in named if n in self.features.numeric and n not in self.evaluator.bands)
+        if unbanded:
+            problems.append(f"evaluator slices or gates use the numeric feature(s) {', '.join(unbanded)}: slice them "
+                            f"by bands, e.g. evaluator.bands: {{{unbanded[0]}: [25, 40, 60]}}")
+        not_banded_numeric = sorted(n for n in self.evaluator.bands if n not in self.features.numeric)
+        if not_banded_numeric:
+            problems.append(f"evaluator.bands names {', '.join(not_banded_numeric)}, not in features.numeric")
         not_categorical = [n for n in self.transform.hash_buckets if n not in self.features.categorical]
         if not_categorical:
             problems.append(f"transform.hash_buckets names {', '.join(not_categorical)}, not in features.categorical")

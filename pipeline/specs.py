@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ class ComponentSpec:
         outputs: Output name -> artifact type.
         summary: Figures of this component that ``sluiceway runs`` shows.
         after: Components that must succeed first though no artifact flows from them (a gate).
+        run_if: ``(component, boolean output)``: in the compiled Kubeflow pipeline the component
+            runs under ``dsl.If`` on that output (the Pusher on the Evaluator's ``blessed``).
+            The component still checks the condition itself: kfp's local runner has no ``dsl.If``.
+        kfp_cache: Whether KFP's cache is on by default for the component's task (off when the
+            result depends on state outside its inputs, such as the model serving now).
     """
 
     name: str
@@ -88,6 +93,8 @@ class ComponentSpec:
     outputs: Mapping[str, ArtifactType] = field(default_factory=dict)
     summary: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    run_if: Optional[tuple[str, str]] = None
+    kfp_cache: bool = True
 
     @property
     def core_module(self) -> str:
@@ -181,6 +188,9 @@ EVALUATOR = ComponentSpec(
     outputs={"evaluation": MODEL_EVALUATION, "evaluation_report": EVALUATION_REPORT, "blessing": MODEL_BLESSING,
              "fairness_report": FAIRNESS_REPORT},
     summary=("blessed",),
+    kfp_cache=False,  # the baseline is whatever serves in pusher.destination at the time
+    # in Kubeflow also: the output parameter ``blessed``, and Metrics and ClassificationMetrics
+    # (ROC curve, confusion matrix) artifacts, which hold no files (see component.py)
 )
 
 PUSHER = ComponentSpec(
@@ -196,12 +206,15 @@ PUSHER = ComponentSpec(
     },
     outputs={"pushed_model": PUSHED_MODEL},
     summary=("pushed", "version"),
+    run_if=("Evaluator", "blessed"),
+    kfp_cache=False,  # a push is a side effect: a cached task would push nothing
 )
 
 # Dependency order; the local runner executes them in this order.
 COMPONENTS: tuple[ComponentSpec, ...] = (
     EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER, EVALUATOR, PUSHER)
 COMPONENTS_BY_NAME: dict[str, ComponentSpec] = {spec.name: spec for spec in COMPONENTS}
+COMPONENT_NAMES: tuple[str, ...] = tuple(spec.name for spec in COMPONENTS)
 
 
 def upstream_of(name: str) -> list[ComponentSpec]:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 
 def run(component: str, sections: Mapping[str, str], inputs: Mapping[str, Any], outputs: Mapping[str, Any],
-        metrics: Any = None, curated_schema: str = "") -> dict:
+        metrics: Any = None, curated_schema: str = "", gate_verdict: bool = False) -> dict:
     """Runs ``component``'s core on KFP artifacts.
 
     Args:
@@ -24,6 +24,9 @@ def run(component: str, sections: Mapping[str, str], inputs: Mapping[str, Any], 
         outputs: Output name -> KFP output artifact.
         metrics: Optional ``Output[Metrics]``; the component's figures are logged to it.
         curated_schema: Text of a curated schema.pbtxt, embedded in the spec at compile time.
+        gate_verdict: A ``GateFailed`` from the core is the component's outcome, not a failure:
+            the outputs are complete, the failed checks are printed and the figures say
+            ``blessed: False``. (The Evaluator; the pipeline then skips the Pusher.)
 
     Returns:
         The component's figures.
@@ -41,10 +44,32 @@ def run(component: str, sections: Mapping[str, str], inputs: Mapping[str, Any], 
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(curated_schema)
         config["validation"] = config["validation"].model_copy(update={"schema_path": path})
-    figures = spec.executor()({n: a.path for n, a in inputs.items()}, {n: a.path for n, a in outputs.items()},
-                              config, lambda line: print(f"{component}: {line}", flush=True))
+    from pipeline.errors import GateFailed
+
+    try:
+        figures = spec.executor()({n: a.path for n, a in inputs.items()}, {n: a.path for n, a in outputs.items()},
+                                  config, lambda line: print(f"{component}: {line}", flush=True))
+    except GateFailed as exc:
+        if not gate_verdict:
+            raise
+        print(f"{component}: {exc}", flush=True)
+        figures = {"blessed": False}
     if metrics is not None:
         for name, value in figures.items():
             if isinstance(value, (int, float, bool)):  # KFP metrics are numbers; text stays in the logs
                 metrics.log_metric(name, float(value))
     return figures
+
+
+def log_classification_metrics(evaluation_dir: str, classification_metrics: Any) -> None:
+    """Logs the Evaluator's ROC curve and confusion matrix to a KFP ``ClassificationMetrics``."""
+    from components.evaluator.core import CLASSIFICATION_FILE
+
+    with open(os.path.join(evaluation_dir, CLASSIFICATION_FILE), encoding="utf-8") as handle:
+        data = json.load(handle)
+    roc = data["roc"]
+    classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["threshold"])
+    confusion = data["confusion_matrix"]
+    if confusion["matrix"] is not None:
+        classification_metrics.log_confusion_matrix(confusion["categories"],
+                                                    [[int(v) for v in row] for row in confusion["matrix"]])

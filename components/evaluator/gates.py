@@ -1,18 +1,44 @@
-"""Push gates: every check a model must pass, evaluated on the Evaluator's per-slice metrics.
+"""Push gates: every check a model must pass, with TFMA's validation as the judge.
 
 Each gate of ``evaluator.gates`` becomes one or more checks, and every check is recorded (gate,
-slice, metric, value, bound, baseline value, status), passed or not, so a blocked push always
-says exactly which gate, slice, value and bound blocked it.
+slice, metric, value, bound, baseline value, status, and who decided it), passed or not, so a
+blocked push always says exactly which gate, slice, value and bound blocked it.
+
+The gates are TFMA thresholds (``eval_config.py``); a check fails when TFMA's validation result
+lists a failure of that gate's metric on that slice (or slice pair). The figures shown beside the
+verdict come from the same TFMA run. Two things TFMA cannot say are decided here: ``min_ratio``
+fairness bounds (TFMA's cross-slice comparisons are differences), and slices below
+``min_slice_size``, which are "insufficient data" whatever TFMA thinks of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from components.evaluator.eval_config import checked_by_tfma
 from pipeline.config import EvaluatorConfig, FairnessGate, MetricGate, RegressionGate
 
 PASS, FAIL, INSUFFICIENT, NO_BASELINE = "pass", "fail", "insufficient data", "no baseline"
+TFMA, SLUICEWAY = "TFMA", "sluiceway"
+
+
+@dataclass
+class TfmaValidation:
+    """What TFMA's validation result says, keyed by gate index.
+
+    ``failures[i]``: slice name (or ``(baseline slice, comparison slice)``) -> failure message,
+    for gate i's metric; ``diff_failures[i]``: the same for change (no-regression) thresholds;
+    ``missing[i]``: the slicing specs of gate i that matched no slice at all.
+    """
+
+    validation_ok: bool = False
+    failures: dict[int, dict[Any, str]] = field(default_factory=dict)
+    diff_failures: dict[int, dict[Any, str]] = field(default_factory=dict)
+    missing: dict[int, list[str]] = field(default_factory=dict)
+
+    def failed(self, index: int, slice_: Any, diff: bool = False) -> Optional[str]:
+        return (self.diff_failures if diff else self.failures).get(index, {}).get(slice_)
 
 
 @dataclass(frozen=True)
@@ -25,6 +51,7 @@ class Check:
     baseline: Optional[float]
     status: str
     detail: str = ""
+    decided_by: str = TFMA
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,20 +84,43 @@ def _rows_for(rows: list[dict], features: list[str] | None) -> list[dict]:
     return [r for r in rows if sorted(r["features"]) == sorted(features)]
 
 
-def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None) -> list[Check]:
-    """Every check of every gate, in gate order."""
+def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None,
+             tfma: TfmaValidation) -> list[Check]:
+    """Every check of every gate, in gate order.
+
+    Args:
+        evaluator: The ``evaluator`` section.
+        rows: The candidate's per-slice rows (see ``core.run_evaluator``).
+        baseline_rows: The serving model's rows, or ``None`` when nothing is serving.
+        tfma: TFMA's validation of the gates' thresholds.
+    """
     checks: list[Check] = []
     for index, gate in enumerate(evaluator.gates):
         name = f"gates[{index}] {describe(gate)}"
+        verdict = _Verdict(tfma, index)
         if isinstance(gate, MetricGate):
-            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)))
+            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), verdict)
         elif isinstance(gate, FairnessGate):
             threshold = gate.threshold if gate.threshold is not None else evaluator.decision_thresholds[0]
-            checks += _fairness_checks(name, gate, _rows_for(rows, [gate.feature]), threshold)
+            checks += _fairness_checks(name, gate, _rows_for(rows, [gate.feature]), threshold, verdict)
         else:
             checks += _regression_checks(name, gate, _rows_for(rows, gate_slices(gate)),
-                                         None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)))
+                                         None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)),
+                                         verdict)
+        if checked_by_tfma(gate) and not (isinstance(gate, RegressionGate) and baseline_rows is None):
+            checks += [Check(name, spec, "-", None, "", None, FAIL, "TFMA found no slice matching this gate's slices")
+                       for spec in tfma.missing.get(index, [])]
     return checks
+
+
+class _Verdict:
+    """One gate's view of TFMA's validation result."""
+
+    def __init__(self, tfma: TfmaValidation, index: int):
+        self.tfma, self.index = tfma, index
+
+    def status(self, slice_: Any, diff: bool = False) -> str:
+        return FAIL if self.tfma.failed(self.index, slice_, diff) is not None else PASS
 
 
 def blocking(checks: list[Check], evaluator: EvaluatorConfig) -> list[Check]:
@@ -79,28 +129,24 @@ def blocking(checks: list[Check], evaluator: EvaluatorConfig) -> list[Check]:
             or (c.status == INSUFFICIENT and evaluator.insufficient_data == "block")]
 
 
-def _metric_checks(name: str, gate: MetricGate, rows: list[dict]) -> list[Check]:
+def _metric_checks(name: str, gate: MetricGate, rows: list[dict], verdict: _Verdict) -> list[Check]:
     bound = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
                                       f"<= {gate.max:g}" if gate.max is not None else "") if b)
     checks = []
     for row in rows:
         value = row["metrics"].get(gate.metric)
-        if row["insufficient"]:
-            status = INSUFFICIENT
-        elif value is None:
-            status = FAIL
-        else:
-            ok = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
-            status = PASS if ok else FAIL
+        status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"])
         checks.append(Check(name, row["slice"], gate.metric, value, bound, None, status,
                             f"{row['size']:,.0f} examples"))
     return checks
 
 
-def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold: float) -> list[Check]:
+def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold: float,
+                     verdict: _Verdict) -> list[Check]:
     metric = f"{gate.fairness}@{threshold:g}"
+    decided_by = TFMA if checked_by_tfma(gate) else SLUICEWAY
     checks = [Check(name, r["slice"], metric, r["metrics"].get(metric), "", None, INSUFFICIENT,
-                    f"{r['size']:,.0f} examples, below min_slice_size: left out of the comparison")
+                    f"{r['size']:,.0f} examples, below min_slice_size: left out of the comparison", SLUICEWAY)
               for r in rows if r["insufficient"]]
     groups = {r["slice"]: r["metrics"].get(metric) for r in rows if not r["insufficient"]}
     groups = {k: v for k, v in groups.items() if v is not None}
@@ -108,37 +154,41 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold:
     kind = "gap" if gate.max_gap is not None else "ratio"
     if len(groups) < 2:
         return checks + [Check(name, f"{gate.feature}=*", f"{metric} {kind}", None, bound, None, INSUFFICIENT,
-                               "fewer than two groups with enough examples to compare")]
+                               "fewer than two groups with enough examples to compare", SLUICEWAY)]
     if gate.reference is not None:
         reference = f"{gate.feature}={gate.reference}"
         if reference not in groups:
             return checks + [Check(name, reference, metric, None, bound, None, FAIL,
-                                   f"reference group {reference} has no (or too few) examples")]
+                                   f"reference group {reference} has no (or too few) examples", decided_by)]
         pairs = [(slice_, value, reference, groups[reference]) for slice_, value in groups.items() if slice_ != reference]
     else:
         low = min(groups, key=groups.get)
         high = max(groups, key=groups.get)
         pairs = [(low, groups[low], high, groups[high])]
     for slice_, value, other, other_value in pairs:
+        detail = f"{slice_}: {value:.4f} vs {other}: {other_value:.4f}"
         if gate.max_gap is not None:
             measured = abs(value - other_value)
-            ok = measured <= gate.max_gap
+            if gate.reference is not None:
+                status = verdict.status((other, slice_))
+            else:  # TFMA compared every pair of groups; one pair over the gap fails the gate
+                compared = [(a, b) for a in groups for b in groups if a != b]
+                status = FAIL if any(verdict.status(pair) == FAIL for pair in compared) else PASS
+            checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", measured, bound, None, status, detail))
         else:
             larger = max(value, other_value)
             measured = min(value, other_value) / larger if larger > 0 else 1.0
-            ok = measured >= gate.min_ratio
-        detail = f"{slice_}: {value:.4f} vs {other}: {other_value:.4f}"
-        checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", measured, bound, None,
-                            PASS if ok else FAIL, detail))
+            checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", measured, bound, None,
+                                PASS if measured >= gate.min_ratio else FAIL, detail, decided_by=SLUICEWAY))
     return checks
 
 
 def _regression_checks(name: str, gate: RegressionGate, rows: list[dict],
-                       baseline_rows: list[dict] | None) -> list[Check]:
+                       baseline_rows: list[dict] | None, verdict: _Verdict) -> list[Check]:
     metric = gate.no_regression
     if baseline_rows is None:
         return [Check(name, r["slice"], metric, r["metrics"].get(metric), "", None, NO_BASELINE,
-                      "no model is serving yet: nothing to regress from") for r in rows]
+                      "no model is serving yet: nothing to regress from", SLUICEWAY) for r in rows]
     baseline = {r["slice"]: r for r in baseline_rows}
     checks = []
     for row in rows:
@@ -147,10 +197,10 @@ def _regression_checks(name: str, gate: RegressionGate, rows: list[dict],
         base = base_row["metrics"].get(metric) if base_row else None
         if base is None or value is None:
             checks.append(Check(name, row["slice"], metric, value, "", base, NO_BASELINE,
-                                "the baseline has no value for this slice"))
+                                "the baseline has no value for this slice", SLUICEWAY))
             continue
         floor = base * (1 - gate.max_drop) if gate.relative else base - gate.max_drop
-        status = INSUFFICIENT if row["insufficient"] else PASS if value >= floor else FAIL
+        status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"], diff=True)
         checks.append(Check(name, row["slice"], metric, value, f">= {floor:.4f} (baseline - max_drop)", base,
                             status, f"drop {base - value:+.4f}"))
     return checks

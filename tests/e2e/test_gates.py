@@ -107,3 +107,35 @@ def _check_the_report_shows_the_failing_gate(config: str, capsys) -> None:
     assert ">= 0.8" in failing[0]
     assert "Blocked: the model is not pushed" in page and "<svg" in page and "gate bound (min_ratio 0.8)" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
+
+
+BANDED_GATES = """evaluator:
+  bands: {age: [30, 50]}
+  slices: [[sex], [age]]
+  gates:
+    - {metric: auc, min: 0.99, per: [age]}
+    - {fairness: positive_rate, feature: sex, max_gap: 0.5, reference: male}
+"""
+
+
+def test_gates_are_tfma_thresholds_and_age_bands_are_slices(tmp_path, capsys):
+    import tensorflow_model_analysis as tfma
+
+    config = _pipeline(tmp_path, rows=8000, gates=BANDED_GATES)
+    assert main(["run", config]) == 5
+    err = capsys.readouterr().err
+    for band in ("age=<30", "age=[30,50)", "age=>=50"):
+        assert band in err  # every band's AUC is under the impossible bound 0.99
+    runs = sorted(d for d in os.listdir(tmp_path / "pipelines" / "quickstart") if d[0].isdigit())
+    evaluator_dir = tmp_path / "pipelines" / "quickstart" / runs[-1] / "Evaluator"
+    blessing = json.load(open(evaluator_dir / "blessing" / "blessing.json"))
+    assert sorted(c["slice"] for c in blessing["blocking"]) == ["age=<30", "age=>=50", "age=[30,50)"]
+    assert {c["decided_by"] for c in blessing["checks"]} == {"TFMA"}
+    [pair] = [c for c in blessing["checks"] if c["gate"].startswith("gates[1]")]
+    assert pair["slice"] == "sex=female vs sex=male" and pair["status"] == "pass"
+    # TFMA's own validation result says the same, so it can be read without sluiceway
+    validation = tfma.load_validation_result(str(evaluator_dir / "evaluation"))
+    failed = {tuple(k.single_slice_keys[0].bytes_value.decode() for k in [v.slice_key])
+              for v in validation.metric_validations_per_slice if v.HasField("slice_key")}
+    assert failed == {("<30",), ("[30,50)",), (">=50",)}
+    assert all(f.metric_key.name == "gate0_auc" for v in validation.metric_validations_per_slice for f in v.failures)

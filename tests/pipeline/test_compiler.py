@@ -57,14 +57,15 @@ def test_every_component_runs_in_the_yaml_image_without_installing_anything(tmp_
         assert container["image"] == "registry.example.com/sluiceway:0.1.0", name
         command = " ".join(container["command"])
         assert "pip install" not in command, f"{name} installs packages at start-up"
-        assert "from components.common.kfp_entry import run" in command, name
+        assert "from components.common.kfp_entry import" in command and "run(" in command, name
     assert compiled["defaultPipelineRoot"] == "gs://example-bucket/sluiceway"
 
 
 def test_tasks_are_wired_in_dependency_order_with_standard_artifact_types(tmp_path):
     compiled = _documents(compile_golden(str(tmp_path / "compiled.yaml")))[0]
     tasks = compiled["root"]["dag"]["tasks"]
-    assert {t["taskInfo"]["name"] for t in tasks.values()} == {s.name for s in COMPONENTS}
+    assert {t["taskInfo"]["name"] for t in tasks.values()} == {s.name for s in COMPONENTS if not s.run_if} | {
+        "Evaluator-blessed"}
     assert tasks["statistics-gen"]["dependentTasks"] == ["example-gen"]
     assert sorted(tasks["example-validator"]["dependentTasks"]) == ["schema-gen", "statistics-gen"]
     # Transform waits for the validator although no artifact flows between them: bad data never trains
@@ -74,6 +75,22 @@ def test_tasks_are_wired_in_dependency_order_with_standard_artifact_types(tmp_pa
     assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
     examples = compiled["components"]["comp-example-gen"]["outputDefinitions"]["artifacts"]["examples"]
     assert examples["artifactType"]["schemaTitle"] == "system.Dataset"
+
+
+def test_the_pusher_runs_only_under_a_condition_on_the_evaluators_blessed_output(tmp_path):
+    compiled = _documents(compile_golden(str(tmp_path / "compiled.yaml")))[0]
+    [condition] = [t for t in compiled["root"]["dag"]["tasks"].values() if "triggerPolicy" in t]
+    assert condition["taskInfo"]["name"] == "Evaluator-blessed"
+    assert "evaluator" in condition["dependentTasks"]
+    assert condition["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--evaluator-blessed'] == true"
+    inner = compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in inner.values()] == ["Pusher"]
+    evaluator = compiled["components"]["comp-evaluator"]["outputDefinitions"]
+    assert evaluator["parameters"]["blessed"]["parameterType"] == "BOOLEAN"
+    kinds = {name: a["artifactType"]["schemaTitle"] for name, a in evaluator["artifacts"].items()}
+    assert kinds["classification_metrics"] == "system.ClassificationMetrics"
+    assert kinds["evaluation_report"] == "system.Markdown" and kinds["fairness_report"] == "system.HTML"
 
 
 def test_the_curated_schema_path_is_not_shipped_only_its_content(tmp_path):
@@ -93,3 +110,55 @@ def test_compile_cli_writes_the_file_and_reports_a_bad_config(tmp_path, capsys):
     assert main(["compile", str(bad), "-o", str(tmp_path / "never.yaml")]) == 2
     assert "kubeflow.imag: unknown key (did you mean 'image'?)" in capsys.readouterr().err
     assert not (tmp_path / "never.yaml").exists()
+
+
+def test_resources_retries_caching_and_scheduling_come_from_the_kubeflow_section(tmp_path):
+    docs = _documents(compile_golden(str(tmp_path / "compiled.yaml")))
+    compiled, platform = docs[0], docs[1]
+    executors = compiled["deploymentSpec"]["executors"]
+    trainer = executors["exec-trainer"]["container"]["resources"]
+    assert trainer["resourceCpuLimit"] == "4" and trainer["resourceMemoryLimit"] == "16Gi"  # its own
+    assert trainer["resourceMemoryRequest"] == "4Gi"  # from kubeflow.defaults
+    assert trainer["accelerator"]["resourceType"] == "nvidia.com/gpu" and trainer["accelerator"]["resourceCount"] == "1"
+    assert executors["exec-example-gen"]["container"]["resources"]["resourceMemoryLimit"] == "8Gi"
+    tasks = dict(compiled["root"]["dag"]["tasks"])
+    [condition] = [t for t in tasks.values() if "triggerPolicy" in t]
+    tasks.update(compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"])
+    assert all(t["retryPolicy"]["maxRetryCount"] == 2 for t in tasks.values() if "componentRef" in t
+               and t is not condition)
+    cached = {t["taskInfo"]["name"]: t["cachingOptions"].get("enableCache", False)
+              for t in tasks.values() if "cachingOptions" in t}
+    # off: ExampleGen by the YAML; the Evaluator and Pusher by default (they depend on the model serving now)
+    assert sorted(name for name, on in cached.items() if not on) == ["Evaluator", "ExampleGen", "Pusher"]
+    kubernetes = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert kubernetes["exec-trainer"]["nodeSelector"]["labels"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert kubernetes["exec-trainer"]["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert all(e["imagePullSecret"][0]["secretName"] == "registry-credentials" for e in kubernetes.values())
+    # the Beam-based components get the cluster's Beam options; a local run keeps beam.pipeline_options
+    beam = json.loads(compiled["root"]["inputDefinitions"]["parameters"]["beam"]["defaultValue"])
+    assert beam["pipeline_options"][0] == "--runner=DataflowRunner"
+    assert load_config(GOLDEN_CONFIG).beam.pipeline_options[0] == "--runner=DirectRunner"
+
+
+def test_kubeflow_settings_are_checked_when_the_file_is_loaded(write_pipeline):
+    import pytest
+
+    from pipeline.errors import ConfigError
+    from tests.conftest import pipeline_yaml
+
+    with pytest.raises(ConfigError) as error:
+        load_config(write_pipeline(pipeline_yaml("data.csv", extra="""\
+            kubeflow:
+              defaults: {cpu_limit: lots, memory_request: 4GB}
+              components:
+                Trainr: {gpu: 1}
+                Trainer: {gpu: 0, tolerations: [{operator: Maybe}]}
+            """)))
+    text = str(error.value)
+    assert 'kubeflow.defaults.cpu_limit: expected a Kubernetes quantity such as "500m" or "2", got \'lots\'' in text
+    assert "kubeflow.defaults.memory_request: expected a Kubernetes quantity such as" in text
+    assert "kubeflow.components.Trainr" in text and "ExampleGen" in text
+    assert "kubeflow.components.Trainer.gpu: input should be greater than or equal to 1, got 0" in text
+    assert "kubeflow.components.Trainer.tolerations[0].operator" in text

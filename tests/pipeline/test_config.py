@@ -391,6 +391,16 @@ def test_url_data_source_stays_as_written(write_pipeline):
     assert config.data.source == "gs://bucket/data/*.csv"
 
 
+def test_pusher_destination_url_stays_as_written_and_a_local_one_resolves(write_pipeline):
+    url = load_config(write_pipeline(MINIMAL + "pusher:\n  destination: gs://bucket/models/credit\n"))
+    other_scheme = load_config(write_pipeline(MINIMAL + "pusher:\n  destination: s3://bucket/models\n"))
+    local = write_pipeline(MINIMAL + "pusher:\n  destination: serving/credit\n")
+
+    assert url.pusher.destination == "gs://bucket/models/credit"
+    assert other_scheme.pusher.destination == "s3://bucket/models"
+    assert load_config(local).pusher.destination == os.path.join(os.path.dirname(local), "serving", "credit")
+
+
 # --- the CLI -----------------------------------------------------------------------------------
 
 
@@ -497,3 +507,16 @@ evaluator:
     assert "decision threshold(s) 0.3 missing from evaluator.decision_thresholds" in _issue_text(
         write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: sex, min_ratio: 0.8, "
                         "threshold: 0.3}\n")
+
+
+def test_numeric_slices_need_bands_in_increasing_order_on_numeric_features(write_pipeline):
+    assert "evaluator slices or gates use the numeric feature(s) age: slice them by bands" in _issue_text(
+        write_pipeline, "evaluator:\n  slices: [[sex], [age]]\n")
+    assert "bands.age: expected boundaries in increasing order, e.g. [25, 40, 60], got [40.0, 25.0]" in _issue_text(
+        write_pipeline, "evaluator:\n  bands: {age: [40, 25]}\n")
+    assert "evaluator.bands names sex, not in features.numeric" in _issue_text(
+        write_pipeline, "evaluator:\n  bands: {sex: [1]}\n")
+    config = load_config(write_pipeline(pipeline_yaml("data.csv", extra=(
+        "evaluator:\n  bands: {age: [25, 40, 60]}\n  slices: [[sex], [sex, age]]\n"
+        "  gates:\n    - {metric: auc, min: 0.6, per: [age]}\n"))))
+    assert config.evaluator.bands == {"age": [25.0, 40.0, 60.0]}

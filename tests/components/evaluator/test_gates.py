@@ -1,0 +1,170 @@
+"""Gates as TFMA thresholds: the translation, TFMA's verdict read back, and the checks built on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.evaluator import gates
+from components.evaluator.core import read_validation
+from components.evaluator.eval_config import band_labels, build_eval_config, slicing_spec
+from pipeline.config import EvaluatorConfig, FeaturesConfig
+
+FEATURES = FeaturesConfig(label="approved", positive="yes", numeric=["age"], categorical=["sex", "race"],
+                          sensitive=["sex", "race"])
+GATES = [
+    {"metric": "auc", "min": 0.75},
+    {"metric": "accuracy", "min": 0.6, "max": 0.99, "per": ["sex"]},
+    {"fairness": "false_positive_rate", "feature": "race", "max_gap": 0.1},
+    {"fairness": "positive_rate", "feature": "sex", "max_gap": 0.2, "reference": "male"},
+    {"fairness": "positive_rate", "feature": "sex", "min_ratio": 0.8},
+    {"no_regression": "auc", "max_drop": 0.01},
+    {"no_regression": "recall", "max_drop": 0.05, "relative": True, "per": ["sex"]},
+]
+EVALUATOR = EvaluatorConfig.model_validate({"min_slice_size": 30, "gates": GATES, "bands": {"age": [30, 50]},
+                                            "slices": [["sex"], ["race"], ["age"], ["sex", "age"]]})
+
+
+def _config(with_baseline: bool):
+    return build_eval_config(EVALUATOR, FEATURES, "approved_binary", "transform_label", "scores", with_baseline)
+
+
+def _gate_metric(config, name: str):
+    [metric] = [m for m in config.metrics_specs[0].metrics if f'"name": "{name}"' in m.config]
+    return metric
+
+
+def test_each_gate_becomes_thresholds_on_a_metric_of_its_own():
+    config = _config(with_baseline=True)
+    overall_auc = _gate_metric(config, "gate0_auc")
+    assert overall_auc.class_name == "AUC"
+    [threshold] = overall_auc.per_slice_thresholds
+    assert threshold.threshold.value_threshold.lower_bound.value == 0.75
+    assert not threshold.threshold.value_threshold.HasField("upper_bound")
+    assert list(threshold.slicing_specs[0].feature_keys) == []  # the overall slice only
+    per_sex = _gate_metric(config, "gate1_accuracy").per_slice_thresholds[0]
+    assert list(per_sex.slicing_specs[0].feature_keys) == ["sex"]
+    assert per_sex.threshold.value_threshold.upper_bound.value == 0.99
+    # max - min across every group: all pairs of race groups within +/- 0.1
+    fpr = _gate_metric(config, "gate2_false_positive_rate")
+    assert fpr.class_name == "FallOut" and '"thresholds": [0.5]' in fpr.config
+    [cross] = fpr.cross_slice_thresholds
+    assert list(cross.cross_slicing_specs[0].baseline_spec.feature_keys) == ["race"]
+    assert cross.threshold.value_threshold.lower_bound.value == pytest.approx(-0.1)
+    # against a reference group
+    reference = _gate_metric(config, "gate3_positive_rate").cross_slice_thresholds[0].cross_slicing_specs[0]
+    assert dict(reference.baseline_spec.feature_values) == {"sex": "male"}
+    assert len(config.cross_slicing_specs) == 2  # TFMA computes the pairs only when asked to
+    # a ratio has no TFMA threshold: sluiceway checks it from the per-slice values
+    ratio = _gate_metric(config, "gate4_positive_rate")
+    assert not ratio.cross_slice_thresholds and not ratio.per_slice_thresholds
+    regression = _gate_metric(config, "gate5_auc").per_slice_thresholds[0].threshold.change_threshold
+    assert regression.absolute.value == pytest.approx(-0.01)
+    relative = _gate_metric(config, "gate6_recall").per_slice_thresholds[0].threshold.change_threshold
+    assert relative.relative.value == pytest.approx(-0.05)
+    assert [m.is_baseline for m in config.model_specs] == [False, True]
+
+
+def test_without_a_baseline_there_is_no_change_threshold_and_one_model():
+    config = _config(with_baseline=False)
+    assert len(config.model_specs) == 1
+    assert not _gate_metric(config, "gate5_auc").per_slice_thresholds
+
+
+def test_banded_numerics_are_sliced_with_tfmas_sql_slicing():
+    assert band_labels([30, 50]) == ["<30", "[30,50)", ">=50"]
+    spec = slicing_spec(["sex", "age"], {"age": [30, 50]})
+    assert spec.slice_keys_sql == ("SELECT STRUCT(sex, CASE WHEN age < 30.0 THEN '<30' WHEN age < 50.0 THEN "
+                                   "'[30,50)' ELSE '>=50' END AS age) FROM example.sex, example.age")
+    assert list(slicing_spec(["race"], {"age": [30]}).feature_keys) == ["race"]
+    sql = [s.slice_keys_sql for s in _config(with_baseline=False).slicing_specs if s.slice_keys_sql]
+    assert len(sql) == 2  # [age] and [sex, age]
+
+
+def _validation_result():
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import validation_result_pb2
+    from tensorflow_model_analysis.slicer import slicer_lib as slicer
+
+    result = validation_result_pb2.ValidationResult(validation_ok=False)
+    female = result.metric_validations_per_slice.add()
+    female.slice_key.CopyFrom(slicer.serialize_slice_key((("sex", "female"),)))
+    failure = female.failures.add()
+    failure.metric_key.name = "gate1_accuracy"
+    failure.metric_value.double_value.value = 0.55
+    diff = female.failures.add()
+    diff.metric_key.name = "gate6_recall"
+    diff.metric_key.is_diff = True
+    pair = result.metric_validations_per_slice.add()
+    pair.cross_slice_key.CopyFrom(slicer.serialize_cross_slice_key(((("race", "group_a"),), (("race", "group_b"),))))
+    pair.failures.add().metric_key.name = "gate2_false_positive_rate"
+    # TFMA 0.47 lists validated cross-slicing specs as missing: not a missing slice
+    result.missing_cross_slices.add().baseline_spec.feature_keys.append("race")
+    result.missing_slices.add().feature_keys.append("sex")
+    config = build_eval_config(EvaluatorConfig.model_validate({"gates": GATES}), FEATURES, "approved_binary",
+                               "transform_label", "scores", True)
+    assert tfma  # imported for the proto registry
+    return read_validation(result, config)
+
+
+def test_tfmas_failures_are_read_back_per_gate_and_slice():
+    validation = _validation_result()
+    assert validation.failures[1] == {"sex=female": "value 0.55"}
+    assert list(validation.diff_failures[6]) == ["sex=female"]
+    assert list(validation.failures[2]) == [("race=group_a", "race=group_b")]
+    # the missing [sex] spec belongs to the gates whose thresholds use it; no cross-slice entry
+    assert set(validation.missing) == {1, 6}
+
+
+def _row(name, features, size, **metrics):
+    return {"slice": name, "features": features, "size": size, "insufficient": size < 30, "metrics": metrics}
+
+
+ROWS = [_row("overall", [], 3000, auc=0.8, accuracy=0.7, recall=0.6),
+        _row("sex=female", ["sex"], 1400, accuracy=0.55, recall=0.5, **{"positive_rate@0.5": 0.30}),
+        _row("sex=male", ["sex"], 1580, accuracy=0.8, recall=0.7, **{"positive_rate@0.5": 0.40}),
+        _row("sex=other", ["sex"], 20, accuracy=0.2, recall=0.1, **{"positive_rate@0.5": 0.9}),
+        _row("race=group_a", ["race"], 900, **{"false_positive_rate@0.5": 0.10}),
+        _row("race=group_b", ["race"], 900, **{"false_positive_rate@0.5": 0.25}),
+        _row("race=group_c", ["race"], 900, **{"false_positive_rate@0.5": 0.15})]
+
+
+def test_checks_take_tfmas_verdict_and_report_small_slices_as_insufficient():
+    validation = gates.TfmaValidation(failures={1: {"sex=female": "value 0.55"},
+                                                2: {("race=group_a", "race=group_b"): "value -0.15"}})
+    evaluator = EvaluatorConfig.model_validate({"gates": GATES[:5]})
+    checks = gates.evaluate(evaluator, ROWS, None, validation)
+    by_gate = {}
+    for check in checks:
+        by_gate.setdefault(int(check.gate[6]), []).append(check)
+    assert [c.status for c in by_gate[0]] == ["pass"]
+    accuracy = {c.slice: c.status for c in by_gate[1]}
+    assert accuracy == {"sex=female": "fail", "sex=male": "pass", "sex=other": "insufficient data"}
+    # max - min: one check, low vs high group, failed because TFMA failed a pair
+    [gap] = by_gate[2]
+    assert gap.slice == "race=group_a vs race=group_b" and gap.status == "fail" and gap.decided_by == "TFMA"
+    assert gap.value == pytest.approx(0.15)
+    reference = {c.slice: c.status for c in by_gate[3]}
+    assert reference == {"sex=other": "insufficient data", "sex=female vs sex=male": "pass"}
+    ratio = next(c for c in by_gate[4] if c.status != "insufficient data")
+    assert ratio.decided_by == "sluiceway" and ratio.status == "fail" and ratio.value == pytest.approx(0.75)
+    blocked = gates.blocking(checks, evaluator)
+    assert {(c.gate[:8], c.slice) for c in blocked} == {("gates[1]", "sex=female"),
+                                                        ("gates[2]", "race=group_a vs race=group_b"),
+                                                        ("gates[4]", "sex=female vs sex=male")}
+
+
+def test_regression_checks_wait_for_a_baseline_and_then_follow_tfmas_change_thresholds():
+    evaluator = EvaluatorConfig.model_validate({"gates": [GATES[5]]})
+    first = gates.evaluate(evaluator, ROWS, None, gates.TfmaValidation())
+    assert [c.status for c in first] == ["no baseline"]
+    baseline = [_row("overall", [], 3000, auc=0.85)]
+    later = gates.evaluate(evaluator, ROWS, baseline, gates.TfmaValidation(diff_failures={0: {"overall": "x"}}))
+    [check] = later
+    assert check.status == "fail" and check.baseline == 0.85 and check.bound == ">= 0.8400 (baseline - max_drop)"
+
+
+def test_a_gate_whose_slices_tfma_never_saw_fails():
+    evaluator = EvaluatorConfig.model_validate({"gates": [GATES[1]]})
+    checks = gates.evaluate(evaluator, [ROWS[0]], None, gates.TfmaValidation(missing={0: ["feature_keys: \"sex\""]}))
+    [check] = checks
+    assert check.status == "fail" and "no slice" in check.detail
