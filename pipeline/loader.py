@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 import typing
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -49,11 +49,12 @@ _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
-def load_config(path: str | os.PathLike) -> PipelineConfig:
+def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """Reads and validates a pipeline YAML file.
 
     Args:
         path: The pipeline YAML file. Relative paths inside it resolve against its folder.
+        overrides: Dotted YAML path -> value (``{"trainer.epochs": 5}``), applied before validation.
 
     Returns:
         The validated, immutable ``PipelineConfig``.
@@ -70,11 +71,12 @@ def load_config(path: str | os.PathLike) -> PipelineConfig:
         raise ConfigError(file, [ConfigIssue("", "file not found; expected a pipeline YAML file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, [ConfigIssue("", f"cannot read the file: {exc}")]) from None
-    return parse_config(text, file)
+    return parse_config(text, file, overrides)
 
 
-def parse_config(text: str, file: str) -> PipelineConfig:
-    """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths)."""
+def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths),
+    with ``overrides`` (dotted YAML path -> value) applied first."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -91,6 +93,8 @@ def parse_config(text: str, file: str) -> PipelineConfig:
             file,
             [ConfigIssue("", f"expected a mapping with the keys {_TOP_LEVEL}, got {_describe(data)}")],
         )
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, dotted, value, file)
     base_dir = os.path.dirname(os.path.abspath(file))
     try:
         return PipelineConfig.model_validate(data, context={"base_dir": base_dir})
@@ -98,6 +102,21 @@ def parse_config(text: str, file: str) -> PipelineConfig:
         # a value matching no branch of a union yields one error per branch: report it once
         issues = list(dict.fromkeys(_issue(error) for error in exc.errors()))
         raise ConfigError(file, issues) from None
+
+
+def _set_path(data: dict, dotted: str, value: Any, file: str) -> None:
+    """Sets ``data[a][b][c] = value`` for ``dotted`` = ``a.b.c``, creating mappings on the way."""
+    keys = dotted.split(".")
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            where = ".".join(keys[:depth + 1])
+            raise ConfigError(file, [ConfigIssue(dotted, f"cannot set it: {where} is {_describe(child)}, not a mapping")])
+        node = child
+    node[keys[-1]] = value
 
 
 def _issue(error: dict) -> ConfigIssue:
