@@ -85,16 +85,21 @@ def code_version(spec: ComponentSpec) -> str:
 
 
 def cache_key(spec: ComponentSpec, config: PipelineConfig, inputs: Mapping[str, StoredArtifact]) -> str:
-    """What decides whether an earlier execution can be reused: code, config sections, inputs."""
+    """What decides whether an earlier execution can be reused: code, config sections, inputs, and
+    whatever else the component's core names: files it reads (``external_files``) or other state
+    (``cache_material``, e.g. the Evaluator's serving model)."""
     core = importlib.import_module(spec.core_module)
-    external = getattr(core, "external_files", lambda _: [])(
-        {name: config.section(name) for name in spec.sections})
+    sections = {name: config.section(name) for name in spec.sections}
+    external = getattr(core, "external_files", lambda _: [])(sections)
+    extra = getattr(core, "cache_material", lambda *_: {})(
+        sections, {name: _input_path(spec, name, artifact) for name, artifact in inputs.items()})
     material = {
         "component": spec.name,
         "code": code_version(spec),
         "config": {name: config.section(name).model_dump(mode="json", by_alias=True) for name in spec.sections},
         "inputs": {name: artifact.fingerprint for name, artifact in sorted(inputs.items())},
         "files": {path: file_sha256(path) for path in external},
+        **({"extra": extra} if extra else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -16,9 +16,10 @@ from components.common.artifacts import split_file
 from components.evaluator import gates, report
 from components.evaluator.eval_config import (BASELINE, CANDIDATE, CONFUSION_MATRICES, FAIRNESS_METRICS, METRICS,
                                               build_eval_config, fairness_key, gate_index)
-from components.pusher.versions import MANIFEST_FILE, latest
+from components.pusher.versions import MANIFEST_FILE, latest, model_sha256, read_manifest
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, RegressionGate, Section
 from pipeline.errors import GateFailed
+from pipeline.files import file_sha256
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
 from pipeline.table import markdown_table, text_table
 
@@ -35,7 +36,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             why), so the runner keeps them.
     """
     evaluator: EvaluatorConfig = config["evaluator"]
-    baseline = serving_model(config)
+    baseline = serving_model(config, inputs["model"])
     if baseline:
         progress(f"the serving model {baseline} is evaluated beside the candidate as the baseline")
     result = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
@@ -59,21 +60,29 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             "blessed": True, "checks": len(checks), "baseline": baseline or "none"}
 
 
-def serving_model(config: Mapping[str, Section]) -> str | None:
-    """The baseline: the newest version in the push destination, when a no-regression gate needs it."""
+def serving_model(config: Mapping[str, Section], model_dir: str) -> str | None:
+    """The baseline: the newest version in the push destination, when a no-regression gate needs
+    it and it is not the candidate itself (a rerun after a push compares with nothing, as before it)."""
     destination = config["pusher"].destination
     if not destination or not any(isinstance(g, RegressionGate) for g in config["evaluator"].gates):
         return None
-    return latest(destination)
+    serving = latest(destination)
+    if serving is None:
+        return None
+    manifest = read_manifest(serving) or {}
+    return None if manifest.get("model_sha256") == model_sha256(model_dir) else serving
 
 
-def external_files(config: Mapping[str, Section]) -> list[str]:
-    """Files whose content decides the Evaluator's result besides its inputs: the serving model's
-    manifest, so a cached verdict is never reused once another model serves."""
-    baseline = serving_model(config)
-    if baseline is None or "://" in baseline:
-        return []
-    return [os.path.join(baseline, MANIFEST_FILE)]
+def cache_material(config: Mapping[str, Section], inputs: Mapping[str, str]) -> dict:
+    """What decides the Evaluator's result besides its inputs and config: which model serves, so a
+    cached verdict is never reused once another model serves. (For a URL destination the runner
+    does not look: reading it on every cache check would need the network.)"""
+    destination = config["pusher"].destination
+    if not destination or "://" in destination:
+        return {}
+    baseline = serving_model(config, inputs["model"])
+    return {"baseline": None if baseline is None else {"version": baseline, "manifest": file_sha256(
+        os.path.join(baseline, MANIFEST_FILE))}}
 
 
 def blocked_message(checks: list[gates.Check], blocked: list[gates.Check]) -> str:

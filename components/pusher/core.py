@@ -47,7 +47,8 @@ import shutil
 import time
 from typing import Callable, Mapping
 
-from components.pusher.versions import MANIFEST_FILE, TEMPORARY_PREFIX, entries, is_url, join, taken_numbers
+from components.pusher.versions import (MANIFEST_FILE, TEMPORARY_PREFIX, entries, is_url, join, latest,
+                                        model_sha256, read_manifest, taken_numbers)
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
@@ -70,7 +71,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
                       fingerprints)
     with open(os.path.join(outputs["pushed_model"], "push.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
-    return {"pushed": record["pushed"], **({"version": str(record["version"])} if record["pushed"] else {})}
+    return {"pushed": record["pushed"], **({"version": str(record["version"])} if "version" in record else {})}
 
 
 def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: str,
@@ -93,7 +94,15 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
     if not blessing["blessed"]:
         raise GateFailed(f"Pusher: the model is not blessed ({len(blessing['blocking'])} gate checks failed); "
                          "nothing was pushed")
-    manifest = {**_manifest(model_dir, blessing, evaluation_dir), **(fingerprints or {})}
+    model_hash = model_sha256(model_dir)
+    serving = latest(destination)
+    serving_manifest = read_manifest(serving) if serving else None
+    if serving_manifest and serving_manifest.get("model_sha256") == model_hash:
+        # a rerun after a push: the same model would only be copied again under a new number
+        progress(f"this model is already serving as {serving}; nothing pushed")
+        return {"pushed": False, "reason": f"the same model already serves as version {serving_manifest['version']}",
+                "version": serving_manifest["version"], "path": serving}
+    manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_sha256": model_hash, **(fingerprints or {})}
     try:
         if is_url(destination):
             version, target, manifest = _push_to_url(model_dir, destination, manifest)

@@ -83,3 +83,40 @@ def latest(destination: str) -> str | None:
     """
     found = versions(destination)
     return join(destination, str(found[-1])) if found else None
+
+
+def model_sha256(model_dir: str) -> str:
+    """A fingerprint of a local SavedModel folder: every file's relative path and content."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for root, dirs, names in os.walk(model_dir):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, model_dir).replace(os.sep, "/").encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(version_dir: str) -> dict | None:
+    """The manifest of a pushed version (``None`` for a version pushed without one)."""
+    import json
+
+    path = join(version_dir, MANIFEST_FILE)
+    if not is_url(version_dir):
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    import tensorflow as tf
+
+    try:
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as handle:
+            return json.loads(handle.read())
+    except tf.errors.OpError as exc:
+        raise SluicewayError(f"Pusher: cannot read {path}: {exc.message}") from None

@@ -168,3 +168,31 @@ def test_a_gate_whose_slices_tfma_never_saw_fails():
     checks = gates.evaluate(evaluator, [ROWS[0]], None, gates.TfmaValidation(missing={0: ["feature_keys: \"sex\""]}))
     [check] = checks
     assert check.status == "fail" and "no slice" in check.detail
+
+
+def test_a_cached_verdict_is_reused_only_while_the_same_model_serves(tmp_path):
+    import json
+
+    from components.evaluator.core import cache_material, serving_model
+    from components.pusher.versions import MANIFEST_FILE, model_sha256
+    from pipeline.config import PusherConfig
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"candidate")
+    destination = tmp_path / "serving"
+    config = {"evaluator": EvaluatorConfig.model_validate({"gates": [GATES[5]]}),
+              "pusher": PusherConfig(destination=str(destination))}
+    nothing_serves = cache_material(config, {"model": str(model)})
+    assert nothing_serves == {"baseline": None}
+
+    def serve(version: int, sha: str) -> None:
+        (destination / str(version)).mkdir(parents=True)
+        (destination / str(version) / MANIFEST_FILE).write_text(json.dumps({"version": version, "model_sha256": sha}))
+
+    serve(1, model_sha256(str(model)))  # this very model was pushed by the last run
+    assert serving_model(config, str(model)) is None
+    assert cache_material(config, {"model": str(model)}) == nothing_serves  # a rerun stays cached
+    serve(2, "another model")
+    assert serving_model(config, str(model)) == str(destination / "2")
+    assert cache_material(config, {"model": str(model)})["baseline"]["version"] == str(destination / "2")

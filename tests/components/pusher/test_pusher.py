@@ -32,10 +32,16 @@ def _inputs(tmp_path, blessed: bool = True):
     return str(model), str(blessing), str(evaluation)
 
 
+def _retrain(model: str) -> None:
+    with open(os.path.join(model, "variables", "variables.index"), "wb") as handle:
+        handle.write(os.urandom(64))
+
+
 def test_each_push_adds_a_version_with_a_manifest_and_keeps_the_others(tmp_path):
     model, blessing, evaluation = _inputs(tmp_path)
     destination = str(tmp_path / "serving")
     first = push(model, blessing, evaluation, destination, fingerprints={"config_sha256": "abc"})
+    _retrain(model)  # the next push is of another model
     second = push(model, blessing, evaluation, destination)
     assert versions(destination) == [first["version"], second["version"]] and second["version"] > first["version"]
     assert latest(destination) == os.path.join(destination, str(second["version"]))
@@ -44,6 +50,17 @@ def test_each_push_adds_a_version_with_a_manifest_and_keeps_the_others(tmp_path)
     assert manifest["gates"][0]["status"] == "pass" and manifest["config_sha256"] == "abc" and manifest["run"] == "run"
     for version in versions(destination):
         assert open(os.path.join(destination, str(version), "saved_model.pb"), "rb").read() == b"graph" * 1000
+
+
+def test_the_model_already_serving_is_not_pushed_again(tmp_path):
+    model, blessing, evaluation = _inputs(tmp_path)
+    destination = str(tmp_path / "serving")
+    first = push(model, blessing, evaluation, destination)
+    again = push(model, blessing, evaluation, destination)
+    assert again["pushed"] is False and again["version"] == first["version"]
+    assert "already serves as version" in again["reason"] and versions(destination) == [first["version"]]
+    manifest = json.load(open(os.path.join(destination, str(first["version"]), MANIFEST_FILE)))
+    assert len(manifest["model_sha256"]) == 64
 
 
 def test_a_model_that_is_not_blessed_is_never_pushed(tmp_path):
@@ -79,6 +96,7 @@ def test_a_push_killed_midway_leaves_the_destination_as_it_was(tmp_path):
     model, blessing, evaluation = _inputs(tmp_path)
     destination = str(tmp_path / "serving")
     existing = push(model, blessing, evaluation, destination)["version"]
+    _retrain(model)  # the next push is of another model
     before = {name: sorted(os.listdir(os.path.join(destination, name))) for name in os.listdir(destination)}
     killed = subprocess.run([sys.executable, "-c", _KILLED, model, blessing, evaluation, destination])
     assert killed.returncode == 9
@@ -130,14 +148,17 @@ def test_a_url_destination_gets_numbered_versions_with_manifests(tmp_path, ram_d
 
     model, blessing, evaluation = _inputs(tmp_path)
     first = push(model, blessing, evaluation, ram_destination, fingerprints={"config_sha256": "abc"})
+    pushed_files = [_local_files(model)]
+    _retrain(model)  # the next push is of another model
     second = push(model, blessing, evaluation, ram_destination + "/")  # a trailing slash changes nothing
+    pushed_files.append(_local_files(model))
 
     assert versions(ram_destination) == [first["version"], second["version"]] and second["version"] > first["version"]
     assert latest(ram_destination) == f"{ram_destination}/{second['version']}" == second["path"]
-    for version in versions(ram_destination):
+    for version, local in zip(versions(ram_destination), pushed_files):
         files = _files(f"{ram_destination}/{version}")
         manifest = json.loads(files.pop(MANIFEST_FILE))
-        assert files == _local_files(model) and manifest["version"] == version
+        assert files == local and manifest["version"] == version
     with tf.io.gfile.GFile(f"{first['path']}/{MANIFEST_FILE}") as handle:
         manifest = json.load(handle)
     assert manifest["config_sha256"] == "abc" and manifest["metrics"] == {"auc": 0.8}
@@ -170,6 +191,7 @@ def test_a_url_push_killed_while_uploading_adds_no_version_and_keeps_the_others(
 
     model, blessing, evaluation = _inputs(tmp_path)
     existing = push(model, blessing, evaluation, ram_destination)["version"]
+    _retrain(model)  # the next push is of another model
     before = _files(f"{ram_destination}/{existing}")
     copied, real_copy = [], tf.io.gfile.copy
 
@@ -198,6 +220,7 @@ def test_a_url_push_killed_while_moving_in_is_no_version_and_its_number_is_never
 
     model, blessing, evaluation = _inputs(tmp_path)
     existing = push(model, blessing, evaluation, ram_destination)["version"]
+    _retrain(model)  # the next push is of another model
     moved, real_rename = [], tf.io.gfile.rename
 
     def move_then_die(source, target, overwrite=False):
@@ -224,7 +247,7 @@ def test_a_url_destination_that_cannot_be_written_is_a_clear_error(tmp_path, ram
     import tensorflow as tf
 
     model, blessing, evaluation = _inputs(tmp_path)
-    with pytest.raises(SluicewayError, match="cannot write to pusher.destination nosuch://bucket/models: .*nosuch"):
+    with pytest.raises(SluicewayError, match="cannot read pusher.destination nosuch://bucket/models: .*nosuch"):
         push(model, blessing, evaluation, "nosuch://bucket/models")  # a scheme no file system is registered for
     with pytest.raises(SluicewayError, match="cannot read pusher.destination nosuch://bucket/models"):
         versions("nosuch://bucket/models")
