@@ -56,6 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         outputs = run_with_kfp_local(config, args.file)
         print(f"kfp local run finished; outputs under {outputs}")
         return 0
+    if args.runner == "docker":
+        from pipeline.kfp_local import run_with_kfp_docker
+
+        outputs = run_with_kfp_docker(config, args.file)
+        print(f"docker run finished (every component in {config.kubeflow.image}); outputs under {outputs}")
+        return 0
     from pipeline.runner import run_pipeline
 
     result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
@@ -210,6 +216,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_image(args: argparse.Namespace) -> int:
+    import shlex
+
+    from pipeline import image
+
+    tag = args.tag or (_load(args.file).kubeflow.image if args.file else image.DEFAULT_IMAGE)
+    engine, notes = image.choose_engine(args.engine)
+    plan = image.plan_build(engine, tag, base_image=args.base_image, ca_bundle=args.ca_bundle,
+                            engine_args=args.engine_arg)
+    print(f"Building {tag} with {engine}" + (f" ({notes})" if notes else ""))
+    print("  " + shlex.join(plan.command), flush=True)
+    if args.dry_run:
+        return 0
+    started = time.monotonic()
+    image.build(plan)
+    print(f"Built {tag} with {engine} in {time.monotonic() - started:.0f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluiceway", description="Declarative ML pipelines with TFX-style components.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a pipeline locally")
     p.add_argument("file", help="pipeline YAML")
     p.add_argument("--no-cache", action="store_true", help="execute every component even if cached outputs exist")
-    p.add_argument("--runner", choices=("local", "kfp-local"), default="local",
-                   help="local: in-process with caching and lineage (default); kfp-local: kfp's SubprocessRunner")
+    p.add_argument("--runner", choices=("local", "kfp-local", "docker"), default="local",
+                   help="local: in-process with caching and lineage (default); kfp-local: kfp's SubprocessRunner; "
+                        "docker: each component in kubeflow.image through kfp's DockerRunner (DOCKER_HOST may "
+                        "point at a podman socket)")
     from pipeline.specs import COMPONENTS
 
     p.add_argument("--until", choices=[s.name for s in COMPONENTS], help="stop after this component")
@@ -252,6 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="also keep the compiled package here")
     p.add_argument("--dry-run", action="store_true", help="compile and print what would be sent; send nothing")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("build-image", help="build the image the compiled components run in (docker or podman)")
+    p.add_argument("file", nargs="?", help="pipeline YAML whose kubeflow.image is the tag (default "
+                                           "localhost/sluiceway:0.1.0)")
+    p.add_argument("--tag", help="image name, instead of the YAML's kubeflow.image")
+    p.add_argument("--engine", choices=("docker", "podman"), help="default: docker if it answers, else podman")
+    p.add_argument("--base-image", help="the Dockerfile's BASE_IMAGE (default python:3.11-slim)")
+    p.add_argument("--ca-bundle", help="CA certificates for a TLS-intercepting proxy: a build secret, never "
+                                       "stored in the image")
+    p.add_argument("--engine-arg", action="append", metavar="ARG",
+                   help="passed to `<engine> build` as is, e.g. --engine-arg=--network=host (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the build command only")
+    p.set_defaults(func=cmd_build_image)
 
     p = sub.add_parser("runs", help="list recorded runs of a pipeline")
     p.add_argument("file")
