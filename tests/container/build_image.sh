@@ -5,7 +5,7 @@
 # into a layer).
 #
 # Usage: tests/container/build_image.sh [STATE_DIR] [IMAGE]
-#   STATE_DIR  as for setup_podman.sh (default $SLUICEWAY_CONTAINER_STATE or /work/scratch/container)
+#   STATE_DIR  as for setup_podman.sh (default $SLUICEWAY_CONTAINER_STATE or .container-state in the checkout)
 #   IMAGE      default: kubeflow.image of examples/quickstart/pipeline.yaml (localhost/sluiceway:0.1.0)
 # Environment overrides:
 #   BASE_IMAGE  default localhost/sluiceway-base:bookworm (made by setup_podman.sh)
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-/work/scratch/container}}"
+STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-$(cd "$(dirname "$0")/../.." && pwd)/.container-state}}"
 BASE_IMAGE="${BASE_IMAGE:-localhost/sluiceway-base:bookworm}"
 
 log() { printf '[build_image %s] %s\n' "$(date +%T)" "$*" >&2; }

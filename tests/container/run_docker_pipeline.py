@@ -5,7 +5,7 @@ blocked) the same way, same eval AUC.
 Needs ``DOCKER_HOST`` (``tests/container/setup_podman.sh`` prints it) and the image
 (``tests/container/build_image.sh``, i.e. ``sluiceway build-image``).
 
-    .venv/bin/python tests/container/run_docker_pipeline.py --workdir /work/scratch/container/quickstart
+    .venv/bin/python tests/container/run_docker_pipeline.py --workdir .container-state/quickstart
 
 Everything it writes is under ``--workdir``: the data, two YAML copies of the quickstart (their
 own roots and push destinations, so neither run serves as the other's baseline), their outputs.
@@ -82,7 +82,7 @@ def _read_schema(path: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", default="/work/scratch/container/quickstart")
+    parser.add_argument("--workdir", default=".container-state/quickstart")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--no-local", action="store_true", help="skip the in-process run and the comparison")
     args = parser.parse_args()

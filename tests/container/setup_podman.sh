@@ -8,7 +8,7 @@
 #
 # Usage: tests/container/setup_podman.sh [STATE_DIR]
 #   STATE_DIR (or $SLUICEWAY_CONTAINER_STATE) holds podman's config, storage, the debootstrap root and
-#   the API socket; default /work/scratch/container. CI passes a temporary directory.
+#   the API socket; default .container-state. CI passes a temporary directory.
 # Environment overrides:
 #   DEBIAN_MIRROR   apt mirror for debootstrap (default: the first Debian URI in this machine's apt sources)
 #   BASE_IMAGE      name of the imported base (default localhost/sluiceway-base:bookworm)
@@ -17,7 +17,7 @@
 # Progress goes to stderr, so `eval "$(tests/container/setup_podman.sh DIR)"` works.
 set -euo pipefail
 
-STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-/work/scratch/container}}"
+STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-$(cd "$(dirname "$0")/../.." && pwd)/.container-state}}"
 BASE_IMAGE="${BASE_IMAGE:-localhost/sluiceway-base:bookworm}"
 SUITE=bookworm   # Python 3.11, the version requirements.lock is resolved for
 

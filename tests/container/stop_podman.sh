@@ -6,7 +6,7 @@
 # Usage: tests/container/stop_podman.sh [STATE_DIR] [--reset]
 set -euo pipefail
 
-STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-/work/scratch/container}}"
+STATE_DIR="${1:-${SLUICEWAY_CONTAINER_STATE:-$(cd "$(dirname "$0")/../.." && pwd)/.container-state}}"
 RESET="${2:-}"
 
 if [ -f "$STATE_DIR/service.pid" ]; then
