@@ -180,8 +180,7 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
     import tensorflow_model_analysis as tfma
     from google.protobuf import wrappers_pb2
 
-    metrics = [tfma.MetricConfig(class_name=name) for name in
-               ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "F1Score", "Calibration")]
+    metrics = [tfma.MetricConfig(class_name=name) for name in METRIC_CLASSES.values()]
     metrics.append(tfma.MetricConfig(
         class_name="FairnessIndicators", module="fairness_indicators.fairness_indicators_metrics",
         config=json.dumps({"thresholds": list(evaluator.decision_thresholds)})))
