@@ -1,7 +1,8 @@
 """The ``sluiceway`` command line.
 
 Exit codes: 0 success, 1 a component or unexpected failure, 2 a configuration error, 3 bad input
-data, 4 data validation anomalies (``validation.on_anomaly: fail``).
+data, 4 data validation anomalies (``validation.on_anomaly: fail``), 5 the push was blocked by a gate
+(a verdict: the run itself completed), 130 or 143 the run was cancelled by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 import time
 from datetime import datetime
 
-from pipeline.errors import SluicewayError
+from pipeline.errors import RunCancelled, SluicewayError
+from pipeline.files import atomic_path, atomic_write_text
 
 
 def _quiet_libraries() -> None:
@@ -50,33 +52,49 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
-    if args.runner == "kfp-local":
-        from pipeline.kfp_local import run_with_kfp_local
+    if args.runner in ("kfp-local", "docker"):
+        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
 
-        outputs = run_with_kfp_local(config, args.file)
-        print(f"kfp local run finished; outputs under {outputs}")
-        return 0
-    if args.runner == "docker":
-        from pipeline.kfp_local import run_with_kfp_docker
-
-        outputs = run_with_kfp_docker(config, args.file)
-        print(f"docker run finished (every component in {config.kubeflow.image}); outputs under {outputs}")
-        return 0
+        runner = run_with_kfp_local if args.runner == "kfp-local" else run_with_kfp_docker
+        result = runner(config, args.file, until=args.until)
+        where = "kfp local run" if args.runner == "kfp-local" else f"docker run (every component in {config.kubeflow.image})"
+        print(f"{where} {result.status.lower()}: {result.executed} executed, {result.skipped} skipped; "
+              f"outputs under {result.run_dir}")
+        return verdict_exit_code(result)
     from pipeline.runner import run_pipeline
+    from pipeline.specs import COMPONENTS
 
     result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
-    if result.executed == 0:
-        print(f"Nothing changed: all {result.cached} components reused cached outputs; no component executed.")
+    ran_again = [o.name for o in result.components if o.state == "executed" and not COMPONENTS[o.name].cache]
+    if result.cached and result.executed == len(ran_again):
+        print(f"Nothing changed: all {result.cached} cacheable components reused cached outputs"
+              + (f"; {', '.join(ran_again)} (never cached) ran again." if ran_again else "; no component executed."))
     else:
-        print(f"Run {result.run_id} {result.status.lower()}: {result.executed} executed, {result.cached} cached.")
+        print(f"Run {result.run_id} {result.status.lower()}: {result.executed} executed, {result.cached} cached, "
+              f"{result.skipped} skipped.")
     print(f"Outputs: {result.run_dir}  (run.json lists every output)")
-    trained = [o for o in result.components if o.name == "Trainer" and "eval_auc" in o.figures]
-    if trained:
-        print(f"Model: {trained[0].outputs['model']}  (eval AUC {trained[0].figures['eval_auc']:.4f})")
+    for outcome in result.components:
+        headline = COMPONENTS[outcome.name].headline
+        if headline and outcome.state in ("executed", "cached"):
+            try:
+                print(headline.format(**outcome.outputs, **outcome.figures))
+            except (KeyError, ValueError, TypeError):
+                pass   # a figure the line names is missing (e.g. a run with tuning only)
     for outcome in result.components:
         for name, uri in outcome.outputs.items():
             print(f"  {outcome.name}.{name}: {uri}")
-    return 0
+    return verdict_exit_code(result)
+
+
+def verdict_exit_code(result) -> int:
+    """A negative verdict (the push blocked by a gate) is the run's outcome: its reason goes to
+    stderr, and the exit code is the verdict's (5 for gates)."""
+    for outcome in result.components:
+        if outcome.state == "skipped":
+            print(f"{outcome.name} skipped: {outcome.skipped_because}")
+    for blocked in result.blocked:
+        print(f"error: {blocked.component}: {blocked.reason}", file=sys.stderr)
+    return result.blocked[0].exit_code if result.blocked else 0
 
 
 def cmd_generate_data(args: argparse.Namespace) -> int:
@@ -115,15 +133,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"No runs of '{config.pipeline.name}' recorded in {root}.")
         return 0
-    summary = [f"{spec.name}.{figure}" for spec in COMPONENTS for figure in spec.summary]
+    summary = {f"{spec.name}.{figure}": spec.parameters.get(figure) for spec in COMPONENTS for figure in spec.summary}
     rows = []
     for run in runs[-args.last:]:
         figures = run.figures
         took = f"{run.finished - run.started:.1f}s" if run.finished else "-"
-        shown = ", ".join(f"{key.split('.', 1)[1]}={figures[key]}" for key in summary if key in figures)
-        rows.append((run.run_id, run.status, datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S"), took,
-                     figures.get("executed", "-"), figures.get("cached", "-"), shown))
-    print(text_table(("run", "status", "started", "took", "executed", "cached", "figures"), rows))
+        shown = ", ".join(f"{key.split('.', 1)[1]}={kind(figures[key]) if kind else figures[key]}"
+                          for key, kind in summary.items() if key in figures)
+        status = f"{run.status} (cancelled, {figures['cancelled']})" if "cancelled" in figures else run.status
+        rows.append((run.run_id, status, datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S"), took,
+                     figures.get("executed", "-"), figures.get("cached", "-"),
+                     figures.get("skipped_components", "-"), shown))
+    print(text_table(("run", "status", "started", "took", "executed", "cached", "skipped", "figures"), rows))
     return 0
 
 
@@ -144,9 +165,8 @@ def cmd_infer_schema(args: argparse.Namespace) -> int:
 
     schema = infer_schema(statistics)
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    temp = f"{target}.tmp-{os.getpid()}"
-    tfdv.write_schema_text(schema, temp)
-    os.replace(temp, target)
+    with atomic_path(target) as temp:
+        tfdv.write_schema_text(schema, temp)
     print(f"Wrote the schema inferred from the train split to {target} ({len(schema.feature)} features). "
           "Curate it, then name it as validation.schema in the pipeline YAML.")
     return 0
@@ -157,22 +177,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from pipeline.lineage import Lineage
     from pipeline.runner import RUN_FILE, pipeline_dir
-    from pipeline.specs import EVALUATOR, FAIRNESS_REPORT
+    from pipeline.specs import COMPONENTS, FAIRNESS_REPORT
 
     config = _load(args.file)
     root = pipeline_dir(config)
     runs = Lineage(root).runs(config.pipeline.name) if os.path.isdir(root) else []
     run_ids = [r.run_id for r in runs] if args.run is None else [args.run]
+    producers = [(spec.name, name) for spec in COMPONENTS for name, kind in spec.outputs.items()
+                 if kind == FAIRNESS_REPORT]
     for run_id in reversed(run_ids):
         run_dir = os.path.join(root, run_id)
-        candidates = [os.path.join(run_dir, EVALUATOR.name, "fairness_report", FAIRNESS_REPORT.file_name)]
+        candidates = [os.path.join(run_dir, component, output, FAIRNESS_REPORT.file_name)
+                      for component, output in producers]
         run_file = os.path.join(run_dir, RUN_FILE)
-        if os.path.exists(run_file):  # a cached Evaluator points at the run that wrote the report
+        if os.path.exists(run_file):  # a cached component points at the run that wrote the report
             with open(run_file, encoding="utf-8") as handle:
                 body = json.load(handle)
             for component in body["components"]:
-                if component["name"] == EVALUATOR.name and "fairness_report" in component["outputs"]:
-                    candidates.insert(0, os.path.join(component["outputs"]["fairness_report"], FAIRNESS_REPORT.file_name))
+                for name, output in producers:
+                    if component["name"] == name and output in component["outputs"]:
+                        candidates.insert(0, os.path.join(component["outputs"][output], FAIRNESS_REPORT.file_name))
         found = next((path for path in candidates if os.path.exists(path)), None)
         if found:
             print(found)
@@ -188,10 +212,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
     text = render()
     if args.output:
-        temp = f"{args.output}.tmp-{os.getpid()}"
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, args.output)
+        atomic_write_text(args.output, text)
         print(f"Wrote {args.output}")
     else:
         sys.stdout.write(text)
@@ -248,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "point at a podman socket)")
     from pipeline.specs import COMPONENTS
 
-    p.add_argument("--until", choices=[s.name for s in COMPONENTS], help="stop after this component")
+    p.add_argument("--until", choices=COMPONENTS.names, help="run only this component and what it needs")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate-config", help="check a pipeline YAML without running anything")
@@ -324,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     except SluicewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (RunCancelled, KeyboardInterrupt) as exc:
+        cancelled = exc if isinstance(exc, RunCancelled) else RunCancelled("SIGINT")
+        print(f"error: {cancelled}; a local run is recorded as failed (cancelled)", file=sys.stderr)
+        return cancelled.exit_code
     finally:
         if args.command == "run":
             print(f"Finished in {time.monotonic() - started:.1f}s.")

@@ -1,94 +1,91 @@
 """Compiles a pipeline YAML into a Kubeflow Pipelines v2 spec.
 
-One KFP component per pipeline component, made from the function in
-``components/<name>/component.py`` with the image named by ``kubeflow.image`` and no ``pip
-install`` at start-up (the image carries sluiceway and its locked dependencies). Config sections
-become pipeline parameters whose defaults are the YAML's values as JSON text, so a run can
-override them (JSON rather than KFP dicts: a KFP dict turns ints into floats and cannot hold null); a curated schema's text is embedded as the ``curated_schema`` parameter so tasks need no
-access to the compiling machine's files.
+One KFP component per pipeline component, generated from its spec (``pipeline.kfp_component``), with
+the image named by ``kubeflow.image`` and no ``pip install`` at start-up (the image carries sluiceway
+and its locked dependencies). Config sections become pipeline parameters whose defaults are the
+YAML's values as JSON text, so a run can override them (JSON rather than KFP dicts: a KFP dict turns
+ints into floats and cannot hold null). Files named by config fields (a curated schema, a
+preprocessing module) are embedded as parameters holding their content (JSON text), so tasks need no
+access to the compiling machine's files. A component with run conditions runs under ``dsl.If``.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import json
 import os
-from typing import Callable
 
-from pipeline.config import PipelineConfig
+from pipeline.config import SECTION_MODELS, PipelineConfig
 from pipeline.errors import ConfigError, ConfigIssue
-from pipeline.specs import COMPONENTS, ComponentSpec
+from pipeline.files import atomic_path
+from pipeline.kfp_component import kfp_component
+from pipeline.specs import COMPONENTS, ComponentSpec, Components, Condition, load_reference
 
-CURATED_SCHEMA_PARAM = "curated_schema"
 
-
-def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True) -> dict[str, object]:
+def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True,
+                        components: Components = COMPONENTS) -> dict[str, object]:
     """The compiled pipeline's parameters and their defaults, from the YAML.
 
     Args:
         for_cluster: Use ``kubeflow.beam_pipeline_options`` (when set) for the Beam-based
             components instead of ``beam.pipeline_options``.
     """
-    sections = sorted({name for spec in COMPONENTS for name in spec.sections})
-    dumped = {name: config.section(name).model_dump(mode="json", by_alias=True) for name in sections}
-    if for_cluster and config.kubeflow.beam_pipeline_options is not None:
+    dumped = {name: config.section(name).model_dump(mode="json", by_alias=True) for name in components.sections}
+    if for_cluster and config.kubeflow.beam_pipeline_options is not None and "beam" in dumped:
         dumped["beam"]["pipeline_options"] = list(config.kubeflow.beam_pipeline_options)
-    curated = ""
-    if config.validation.schema_path:
-        path = config.validation.schema_path
-        curated = _one_line_schema(path)
-        dumped["validation"]["schema"] = None
+    embedded: dict[str, str] = {}
+    for spec in components:
+        for file in spec.config_files:
+            path = getattr(config.section(file.section), file.field)
+            embedded[file.parameter] = _embedded_text(path, file) if path else ""
+            if path:  # the content travels; the compiling machine's path does not
+                field = SECTION_MODELS[file.section].model_fields[file.field]
+                dumped[file.section][field.alias or file.field] = None
     params: dict[str, object] = {name: json.dumps(value, sort_keys=True) for name, value in dumped.items()}
-    params[CURATED_SCHEMA_PARAM] = curated
+    params.update(embedded)
     return params
 
 
-def _one_line_schema(path: str) -> str:
-    """The curated schema as one line of protobuf text.
-
-    kfp writes parameter defaults into a comment header of the compiled file, and a multi-line
-    default breaks that file's YAML; one line also checks the schema parses before it ships.
-    """
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
+def _embedded_text(path: str, file) -> str:
+    """The file's content as one line of JSON text (kfp writes parameter defaults into a comment header
+    of the compiled file, and a multi-line default breaks that file's YAML); checked first."""
+    if file.check:
+        load_reference(file.check)(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            schema = text_format.Parse(handle.read(), schema_pb2.Schema())
-    except OSError as exc:
-        raise ConfigError(path, [ConfigIssue("validation.schema", f"cannot read the curated schema: {exc}")]) from None
-    except text_format.ParseError as exc:
-        raise ConfigError(path, [ConfigIssue("validation.schema", f"not a text-format TFMD Schema: {exc}")]) from None
-    return text_format.MessageToString(schema, as_one_line=True)
+            return json.dumps(handle.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigIssue(f"{file.section}.{file.field}", f"cannot read {path}: {exc}")]) from None
 
 
-def kfp_function(spec: ComponentSpec) -> Callable:
-    """The undecorated KFP component function of ``spec`` (``components/<package>/component.py``)."""
-    module = importlib.import_module(f"components.{spec.package}.component")
-    return getattr(module, spec.package)
+def conditions_of(spec: ComponentSpec, components: Components) -> list[Condition]:
+    """The conditions ``spec`` runs under: its own and those of every component it waits for (a
+    component downstream of a skipped one is skipped too)."""
+    found: list[Condition] = []
+    for name in sorted(spec.upstream()):
+        if name in components:
+            found += [c for c in conditions_of(components[name], components) if c not in found]
+    return found + [c for c in spec.run_if if c not in found]
 
 
-def build_pipeline(config: PipelineConfig, image: str | None = None, for_cluster: bool = True):
+def build_pipeline(config: PipelineConfig, image: str | None = None, components: Components = COMPONENTS):
     """A KFP pipeline function for ``config``; its parameters default to the YAML's values.
+
+    Each task runs under ``dsl.If`` for its run conditions (the Pusher only when the Evaluator
+    blessed the model) and gets its ``kubeflow`` settings (resources, retries, caching, node
+    selectors, tolerations, image pull secrets) and the cluster's Beam options.
 
     Args:
         config: The loaded pipeline.
         image: Overrides ``kubeflow.image``.
-        for_cluster: Compile for a Kubeflow cluster: components with ``run_if`` go under
-            ``dsl.If`` (the Pusher runs only when the Evaluator blessed the model), and each task
-            gets its ``kubeflow`` settings (resources, retries, caching, node selectors,
-            tolerations, image pull secrets) and the cluster's Beam options. kfp's local runners
-            support none of that; without ``dsl.If`` the Pusher runs and refuses an unblessed
-            model itself.
+        components: The components to compile (default: sluiceway's pipeline).
     """
     from kfp import dsl
 
     image = image or config.kubeflow.image
-    components = {spec.name: dsl.component(kfp_function(spec), base_image=image, install_kfp_package=False)
-                  for spec in COMPONENTS}
-    defaults = pipeline_parameters(config, for_cluster)
+    kfp_components = {spec.name: kfp_component(spec, image, components) for spec in components}
+    defaults = pipeline_parameters(config, True, components)
     signature = inspect.Signature([
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=copy.deepcopy(value),
                           annotation=type(value))
@@ -101,24 +98,19 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, for_cluster
         bound.apply_defaults()
         params = bound.arguments
         tasks = {}
-        for spec in COMPONENTS:
-            component = components[spec.name]
+        for spec in components:
+            component = kfp_components[spec.name]
             arguments = {}
             for name in component.component_spec.inputs or {}:
                 if name in spec.inputs:
                     ref = spec.inputs[name]
-                    arguments[name] = tasks[ref.component].outputs[ref.output]
+                    if ref.component in tasks:
+                        arguments[name] = tasks[ref.component].outputs[ref.output]
                 else:
                     arguments[name] = params[name]
-            if for_cluster and spec.run_if:
-                source, output = spec.run_if
-                with dsl.If(tasks[source].outputs[output] == True, name=f"{source}-{output}"):  # noqa: E712
-                    task = component(**arguments)
-            else:
-                task = component(**arguments)
+            task = _under_conditions(conditions_of(spec, components), tasks, lambda: component(**arguments))
             task.set_display_name(spec.name)
-            if for_cluster:
-                apply_task_settings(task, spec, config)
+            apply_task_settings(task, spec, config)
             for name in spec.after:
                 task.after(tasks[name])
             tasks[spec.name] = task
@@ -126,8 +118,20 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, for_cluster
     body.__signature__ = signature  # type: ignore[attr-defined]
     body.__name__ = body.__qualname__ = config.pipeline.name.replace("-", "_").replace(".", "_")
     body.__doc__ = (f"sluiceway pipeline '{config.pipeline.name}': "
-                    + " -> ".join(spec.name for spec in COMPONENTS) + ".")
+                    + " -> ".join(spec.name for spec in components) + ".")
     return dsl.pipeline(body, name=config.pipeline.name, pipeline_root=config.kubeflow.pipeline_root)
+
+
+def _under_conditions(conditions: list[Condition], tasks: dict, make):
+    """``make()`` inside one ``dsl.If`` per condition, nested."""
+    from kfp import dsl
+
+    if not conditions:
+        return make()
+    first, rest = conditions[0], conditions[1:]
+    with dsl.If(tasks[first.component].outputs[first.parameter] == True,  # noqa: E712 - a KFP expression
+                name=f"{first.component}-{first.parameter}"):
+        return _under_conditions(rest, tasks, make)
 
 
 def apply_task_settings(task, spec: ComponentSpec, config: PipelineConfig) -> None:
@@ -159,7 +163,7 @@ def apply_task_settings(task, spec: ComponentSpec, config: PipelineConfig) -> No
         kubernetes.set_image_pull_secrets(task, list(config.kubeflow.image_pull_secrets))
 
 
-def compile_pipeline(config: PipelineConfig, output: str) -> str:
+def compile_pipeline(config: PipelineConfig, output: str, components: Components = COMPONENTS) -> str:
     """Writes the KFP v2 pipeline spec of ``config`` to ``output`` (atomically).
 
     Returns:
@@ -169,11 +173,6 @@ def compile_pipeline(config: PipelineConfig, output: str) -> str:
 
     output = os.path.abspath(output)
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    temp = os.path.join(os.path.dirname(output), f".{os.path.basename(output)}.tmp-{os.getpid()}.yaml")
-    try:
-        compiler.Compiler().compile(pipeline_func=build_pipeline(config), package_path=temp)
-        os.replace(temp, output)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    with atomic_path(output, suffix=".yaml") as temp:   # kfp picks the format by the file's extension
+        compiler.Compiler().compile(pipeline_func=build_pipeline(config, components=components), package_path=temp)
     return output

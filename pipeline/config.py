@@ -16,8 +16,10 @@ import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationInfo, model_validator)
+                      ValidationError, ValidationInfo, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from components.evaluator import metrics as evaluator_metrics
 from pipeline.specs import COMPONENT_NAMES
 
 SPLITS = ("train", "eval", "test")
@@ -65,6 +67,30 @@ class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+LOCATED_ERROR = "config_problem"  # pydantic error type of a problem raised at its YAML path: printed as is
+Loc = tuple[Union[str, int], ...]
+
+
+class _Problems:
+    """Problems found by a check, one per YAML path (several at one path are joined), raised as
+    one pydantic error per path so each is reported where it is."""
+
+    def __init__(self) -> None:
+        self.by_loc: dict[Loc, list[str]] = {}
+
+    def add(self, loc: Loc, message: str) -> None:
+        messages = self.by_loc.setdefault(tuple(loc), [])
+        if message not in messages:
+            messages.append(message)
+
+    def raise_if_any(self, title: str) -> None:
+        if self.by_loc:
+            raise ValidationError.from_exception_data(title, [
+                InitErrorDetails(type=PydanticCustomError(LOCATED_ERROR, "{message}", {"message": "; ".join(m)}),
+                                 loc=loc, input=None)
+                for loc, m in self.by_loc.items()])
 
 
 class PipelineSection(Section):
@@ -314,10 +340,22 @@ class TunerConfig(Section):
         return self
 
 
-GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1", "calibration", "example_count")
-GATE_FAIRNESS_METRICS = ("positive_rate", "false_positive_rate", "false_negative_rate", "true_positive_rate",
-                         "true_negative_rate")
+GATE_METRICS = evaluator_metrics.GATE_METRICS
+GATE_FAIRNESS_METRICS = evaluator_metrics.FAIRNESS_RATES
+REGRESSION_METRICS = evaluator_metrics.REGRESSION_METRICS
+
+
+def _can_regress(value: Any) -> Any:
+    if isinstance(value, str) and value in GATE_METRICS and value not in REGRESSION_METRICS:
+        raise ValueError(f"{value} cannot regress: neither a higher nor a lower {value} is better; expected one of "
+                         f"{', '.join(REGRESSION_METRICS)}, or bound it with a metric gate, e.g. "
+                         f"{{metric: {value}, min: ...}}")
+    return value
+
+
 MetricName = Annotated[Literal[GATE_METRICS], Expected("one of " + ", ".join(GATE_METRICS))]  # type: ignore[valid-type]
+RegressionMetricName = Annotated[Literal[REGRESSION_METRICS],  # type: ignore[valid-type]
+                                 BeforeValidator(_can_regress), Expected("one of " + ", ".join(REGRESSION_METRICS))]
 RateName = Annotated[Literal[GATE_FAIRNESS_METRICS],  # type: ignore[valid-type]
                      Expected("one of " + ", ".join(GATE_FAIRNESS_METRICS))]
 
@@ -355,9 +393,10 @@ class FairnessGate(Section):
 
 
 class RegressionGate(Section):
-    """The candidate may not fall more than ``max_drop`` below the model currently serving."""
+    """The candidate may not fall more than ``max_drop`` below the model currently serving (for
+    calibration: its distance from 1.0 may not grow by more than ``max_drop``)."""
 
-    no_regression: MetricName
+    no_regression: RegressionMetricName
     max_drop: Annotated[float, Field(strict=True, ge=0), Expected("a number of at least 0")] = 0.0
     relative: bool = Field(False, description="max_drop as a fraction of the baseline's value.")
     per: Optional[list[ColumnName]] = None
@@ -403,17 +442,21 @@ class EvaluatorConfig(Section):
 
     @model_validator(mode="after")
     def _thresholds_given(self) -> "EvaluatorConfig":
+        problems = _Problems()
         for feature, boundaries in self.bands.items():
             if not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
-                raise ValueError(f"bands.{feature}: expected boundaries in increasing order, e.g. [25, 40, 60], "
-                                 f"got {boundaries}")
+                problems.add(("bands", feature),
+                             f"expected boundaries in increasing order, e.g. [25, 40, 60], got {boundaries}")
         if not self.decision_thresholds:
-            raise ValueError("decision_thresholds must list at least one threshold")
-        unknown = sorted({g.threshold for g in self.gates if isinstance(g, FairnessGate) and g.threshold is not None}
-                         - set(self.decision_thresholds))
-        if unknown:
-            raise ValueError(f"fairness gates use decision threshold(s) {', '.join(f'{t:g}' for t in unknown)} "
-                             "missing from evaluator.decision_thresholds")
+            problems.add(("decision_thresholds",), "must list at least one threshold")
+        configured = ", ".join(f"{t:g}" for t in self.decision_thresholds)
+        for index, gate in enumerate(self.gates):
+            if isinstance(gate, FairnessGate) and gate.threshold is not None \
+                    and gate.threshold not in self.decision_thresholds:
+                problems.add(("gates", index, "threshold"),
+                             f"decision threshold {gate.threshold:g} missing from evaluator.decision_thresholds "
+                             f"[{configured}]; expected one of those, or add {gate.threshold:g} there")
+        problems.raise_if_any(type(self).__name__)
         return self
 
 
@@ -467,8 +510,8 @@ class TaskSettings(Section):
     gpu_type: Optional[str] = Field(None, description="Accelerator resource, e.g. nvidia.com/gpu (the default).")
     retries: Optional[Annotated[int, Field(strict=True, ge=0, le=10), Expected("a number from 0 to 10")]] = None
     caching: Optional[bool] = Field(
-        None, description="KFP's cache. Default: on, except for the Evaluator and Pusher, whose results depend "
-                          "on the model serving in pusher.destination.")
+        None, description="KFP's cache. Default: on, except for the BaselineResolver (it looks at the model "
+                          "serving in pusher.destination now) and the Pusher (a push is a side effect).")
     node_selector: Optional[dict[str, str]] = Field(None, description="Node labels the task must run on.")
     tolerations: Optional[list[Toleration]] = None
 
@@ -500,6 +543,67 @@ class KubeflowConfig(Section):
                                             **own.model_dump(exclude_none=True)})
 
 
+def _not_declared_as(name: str, kind: str, features: FeaturesConfig) -> Optional[str]:
+    """Why ``name`` is not a ``kind`` ('numeric' or 'categorical') feature, or ``None`` when it is one."""
+    declared = getattr(features, kind)
+    if name in declared:
+        return None
+    other = "categorical" if kind == "numeric" else "numeric"
+    why = (f"it is {other}" if name in getattr(features, other)
+           else "it is the label" if name == features.label else "it is not declared under features")
+    expected = f"expected one of {', '.join(declared)}" if declared else f"features.{kind} is empty"
+    return f"{name} is not in features.{kind} ({why}); {expected}"
+
+
+def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """The problems between sections, each with its YAML location, e.g.
+    ``(("transform", "per_feature", "age"), "...")``.
+
+    Args:
+        sections: Section name -> validated section, for the sections that validated; a check
+            runs when every section it reads is there, so a file with other errors still gets
+            these reported (``pipeline.loader`` passes whichever sections validated on their own).
+    """
+    problems = _Problems()
+    features: Optional[FeaturesConfig] = sections.get("features")
+    if features is None:
+        return []
+    data: Optional[DataConfig] = sections.get("data")
+    if data is not None and data.split.key is not None and data.split.key == features.label:
+        problems.add(("data", "split", "key"), f"'{data.split.key}' cannot be the label column (features.label); "
+                                               "expected another column, such as an id, or no key")
+    transform: Optional[TransformConfig] = sections.get("transform")
+    if transform is not None:
+        for group, kind in (("per_feature", "numeric"), ("hash_buckets", "categorical")):
+            for name in getattr(transform, group):
+                problem = _not_declared_as(name, kind, features)
+                if problem:
+                    problems.add(("transform", group, name), problem)
+    evaluator: Optional[EvaluatorConfig] = sections.get("evaluator")
+    if evaluator is not None:
+        named: list[tuple[Loc, list[str]]] = [(("evaluator", "slices", i), list(s))
+                                              for i, s in enumerate(evaluator.slices or [])]
+        for i, gate in enumerate(evaluator.gates):
+            if isinstance(gate, FairnessGate):
+                named.append((("evaluator", "gates", i, "feature"), [gate.feature]))
+            elif gate.per:
+                named.append((("evaluator", "gates", i, "per"), list(gate.per)))
+        for loc, names in named:
+            undeclared = [n for n in names if n not in features.feature_names]
+            if undeclared:
+                problems.add(loc, f"names {', '.join(undeclared)}, not declared under features "
+                                  "(expected features of features.numeric or features.categorical)")
+            unbanded = [n for n in names if n in features.numeric and n not in evaluator.bands]
+            if unbanded:
+                problems.add(loc, f"uses the numeric feature(s) {', '.join(unbanded)}: slice them by bands, "
+                                  f"e.g. evaluator.bands: {{{unbanded[0]}: [25, 40, 60]}}")
+        for name in evaluator.bands:
+            problem = _not_declared_as(name, "numeric", features)
+            if problem:
+                problems.add(("evaluator", "bands", name), problem)
+    return [(loc, "; ".join(messages)) for loc, messages in problems.by_loc.items()]
+
+
 class PipelineConfig(Section):
     """A whole pipeline file."""
 
@@ -517,31 +621,10 @@ class PipelineConfig(Section):
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "PipelineConfig":
-        problems = []
-        key = self.data.split.key
-        if key is not None and key == self.features.label:
-            problems.append(f"data.split.key '{key}' cannot be the label column")
-        not_numeric = [n for n in self.transform.per_feature if n not in self.features.numeric]
-        if not_numeric:
-            problems.append(f"transform.per_feature names {', '.join(not_numeric)}, not in features.numeric")
-        named = {n for s in self.evaluator.slices or [] for n in s}
-        named |= {n for g in self.evaluator.gates for n in (getattr(g, "per", None) or [])}
-        named |= {g.feature for g in self.evaluator.gates if isinstance(g, FairnessGate)}
-        undeclared = sorted(named - set(self.features.feature_names))
-        if undeclared:
-            problems.append(f"evaluator slices or gates name {', '.join(undeclared)}, not declared under features")
-        unbanded = sorted(n for n in named if n in self.features.numeric and n not in self.evaluator.bands)
-        if unbanded:
-            problems.append(f"evaluator slices or gates use the numeric feature(s) {', '.join(unbanded)}: slice them "
-                            f"by bands, e.g. evaluator.bands: {{{unbanded[0]}: [25, 40, 60]}}")
-        not_banded_numeric = sorted(n for n in self.evaluator.bands if n not in self.features.numeric)
-        if not_banded_numeric:
-            problems.append(f"evaluator.bands names {', '.join(not_banded_numeric)}, not in features.numeric")
-        not_categorical = [n for n in self.transform.hash_buckets if n not in self.features.categorical]
-        if not_categorical:
-            problems.append(f"transform.hash_buckets names {', '.join(not_categorical)}, not in features.categorical")
-        if problems:
-            raise ValueError("; ".join(problems))
+        problems = _Problems()
+        for loc, message in cross_section_issues({name: getattr(self, name) for name in type(self).model_fields}):
+            problems.add(loc, message)
+        problems.raise_if_any(type(self).__name__)
         return self
 
     def section(self, name: str) -> Section:

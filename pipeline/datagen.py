@@ -13,8 +13,8 @@ the tests of the pipeline components, so it has to be:
   same applicants, one of them seen in a shifted world.
 * **bounded in memory** -- only one chunk is held at a time.
 * **atomic** -- the file is written to a temporary file next to the target
-  and moved into place with :func:`os.replace`; on failure the temporary file
-  is removed and an existing target is left untouched.
+  and moved into place with :func:`os.replace` (:func:`pipeline.files.atomic_open`);
+  on failure the temporary file is removed and an existing target is left untouched.
 
 Columns, in file order::
 
@@ -65,7 +65,6 @@ import gzip
 import math
 import operator
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -73,6 +72,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from pipeline.files import atomic_open
 
 __all__ = [
     "LABEL",
@@ -473,22 +474,8 @@ def generate(
 
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            positives = _write_chunks(raw, fmt, rows, seed, bias, drift)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(target, "wb") as raw:
+        positives = _write_chunks(raw, fmt, rows, seed, bias, drift)
 
     return GenerateResult(
         path=target,

@@ -71,6 +71,17 @@ class GateFailed(SluicewayError):
     outputs_complete = True
 
 
+class RunCancelled(BaseException):
+    """A run was interrupted by SIGINT (Ctrl-C) or SIGTERM. Like ``KeyboardInterrupt`` it is not an
+    ``Exception``, so no ``except Exception`` in a component swallows it; the runner records the run
+    as cancelled before it propagates. Exit codes follow the shell's: 128 + the signal's number."""
+
+    def __init__(self, signal_name: str):
+        self.signal_name = signal_name
+        self.exit_code = {"SIGINT": 130, "SIGTERM": 143}.get(signal_name, 130)
+        super().__init__(f"the run was cancelled ({signal_name})")
+
+
 class ComponentFailed(SluicewayError):
     """A component of a local run failed; names the component and the cause."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from pipeline.errors import SluicewayError
-from pipeline.files import file_sha256
+from pipeline.files import files_sha256
 
 ENGINES = ("docker", "podman")
 DEFAULT_IMAGE = "localhost/sluiceway:0.1.0"
@@ -37,15 +37,13 @@ def source_root() -> str:
 def code_sha256(root: str) -> str:
     """A hash of the code the Dockerfile copies in (setup.py, pipeline/, components/), the same as
     ``find setup.py pipeline components -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum``."""
-    import hashlib
-
     paths = ["setup.py"] if os.path.exists(os.path.join(root, "setup.py")) else []
     for top in ("pipeline", "components"):
         for folder, dirs, files in os.walk(os.path.join(root, top)):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
-            paths += [os.path.relpath(os.path.join(folder, f), root) for f in files if f.endswith(".py")]
-    listing = "".join(f"{file_sha256(os.path.join(root, p))}  {p}\n" for p in sorted(paths, key=os.fsencode))
-    return hashlib.sha256(listing.encode()).hexdigest()
+            paths += [os.path.relpath(os.path.join(folder, f), root).replace(os.sep, "/")
+                      for f in files if f.endswith(".py")]
+    return files_sha256(root, paths)
 
 
 def _answers(engine: str) -> bool:

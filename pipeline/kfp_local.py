@@ -1,21 +1,25 @@
-"""``sluiceway run --runner kfp-local``: the compiled components run through kfp's own local runner.
+"""``sluiceway run --runner kfp-local`` and ``--runner docker``: the compiled components run as kfp tasks.
 
-Each component runs in a subprocess of this Python (``kfp.local.SubprocessRunner(use_venv=False)``)
-through the same ``components/<name>/component.py`` functions a Kubeflow cluster runs, and those
-call the same ``core.execute`` as the default runner. kfp's local runner has no caching and no ML
-Metadata, and it pays the TensorFlow import once per component.
+Each component runs as a task of kfp's own local runner: in a subprocess of this Python
+(``kfp.local.SubprocessRunner(use_venv=False)``) or in the project's image (``DockerRunner``), through
+the same generated KFP wrappers a Kubeflow cluster runs, which call the same ``core.execute`` as the
+default runner. kfp 2.13's local pipeline runner has no ``dsl.If``, so the tasks are dispatched here,
+one by one in the spec's order, with kfp's task executor: a component whose run condition is false
+is skipped, as on a cluster and in the default runner. There is no cache and no ML Metadata, and
+each task pays the TensorFlow import. The states and figures go to ``run.json`` in the run's folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from typing import Callable
 
 from pipeline.config import PipelineConfig
-from pipeline.errors import GateFailed, SluicewayError
-from pipeline.specs import BLESSING_FILE
-from pipeline.runner import pipeline_dir
+from pipeline.errors import RunCancelled, SluicewayError
+from pipeline.runner import (Blocked, ComponentOutcome, RunResult, condition_holds, format_figures, new_run_id,
+                             pipeline_dir, typed_figures, write_run_file)
+from pipeline.specs import COMPONENTS, Components
 
 KFP_LOCAL_DIR = "kfp-local"
 KFP_DOCKER_DIR = "kfp-docker"
@@ -37,73 +41,127 @@ def _patch_python_replacement() -> None:
     subprocess_task_handler.replace_python_executable = replace_python_executable
 
 
-def run_with_kfp_local(config: PipelineConfig, config_file: str) -> str:
-    """Runs the compiled pipeline with kfp's SubprocessRunner.
+def run_with_kfp_local(config: PipelineConfig, config_file: str, *, until: str | None = None,
+                       components: Components = COMPONENTS, echo: Callable[[str], None] = print) -> RunResult:
+    """Runs every component as a task of kfp's SubprocessRunner.
 
     Returns:
-        The kfp pipeline root the outputs were written under.
+        The run's outcome per component, as ``pipeline.runner.run_pipeline`` gives it.
 
     Raises:
-        GateFailed: The Pusher refused the model the Evaluator did not bless (kfp's local runner
-            has no ``dsl.If``, so the Pusher runs and checks the blessing itself).
         KfpLocalRunFailed: A task failed; its log (printed above) says why.
     """
     from kfp import local
 
-    from pipeline.compiler import build_pipeline
-
     _patch_python_replacement()
     # task subprocesses inherit the environment: spare their logs Google's deprecation notices
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
-    root = os.path.join(pipeline_dir(config), KFP_LOCAL_DIR)
+    root = os.path.abspath(os.path.join(pipeline_dir(config), KFP_LOCAL_DIR))
     os.makedirs(root, exist_ok=True)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root)
-    # the local runner executes in this machine's Python, whatever the image: name one kfp won't warn about
-    pipeline_func = build_pipeline(config, image="python:3.11", for_cluster=False)
-    _run(pipeline_func, root, f"kfp local run of {config_file}")
-    return root
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=False)
+    # the tasks execute in this machine's Python, whatever the image: name one kfp won't warn about
+    return _run_tasks(config, config_file, "python:3.11", root, f"kfp local run of {config_file}", until,
+                      components, echo)
 
 
-def run_with_kfp_docker(config: PipelineConfig, config_file: str, image: str | None = None) -> str:
+def run_with_kfp_docker(config: PipelineConfig, config_file: str, image: str | None = None, *,
+                        until: str | None = None, components: Components = COMPONENTS,
+                        echo: Callable[[str], None] = print) -> RunResult:
     """``sluiceway run --runner docker``: every component in ``kubeflow.image`` through kfp's DockerRunner.
 
     kfp 2.13's DockerRunner mounts only the pipeline root, runs the image's (non-root) user, passes
     no environment and leaves every container behind; the compiled parameters hold host paths. So
-    the tasks get ``data.source`` (read-only), ``transform.module_file`` (read-only) and
-    ``pusher.destination`` (read-write: the Evaluator reads the serving model, the Pusher writes)
-    mounted at the same paths, run as this process's uid:gid so they can write the host-owned
-    pipeline root, and their containers are removed.
+    the tasks get ``data.source`` (read-only) and ``pusher.destination`` (read-write: the resolver
+    reads the serving model, the Pusher writes) mounted at the same paths, run as this process's
+    uid:gid so they can write the host-owned pipeline root, and their containers are removed.
 
     Raises:
-        GateFailed, KfpLocalRunFailed: as ``run_with_kfp_local``.
+        KfpLocalRunFailed: as ``run_with_kfp_local``.
         SluicewayError: The image is missing or was built from other code.
     """
     from kfp import local
-
-    from pipeline.compiler import build_pipeline
 
     image = image or config.kubeflow.image
     _check_image(image)
     _patch_docker_runner(_host_mounts(config), user=f"{os.getuid()}:{os.getgid()}")
     root = os.path.abspath(os.path.join(pipeline_dir(config), KFP_DOCKER_DIR))   # kfp wants it absolute
     os.makedirs(root, exist_ok=True)
-    local.init(runner=local.DockerRunner(), pipeline_root=root)
-    pipeline_func = build_pipeline(config, image=image, for_cluster=False)   # no dsl.If in kfp's local runners
-    _run(pipeline_func, root, f"docker run of {config_file}")
-    return root
+    local.init(runner=local.DockerRunner(), pipeline_root=root, raise_on_error=False)
+    return _run_tasks(config, config_file, image, root, f"docker run of {config_file}", until, components, echo)
 
 
-def _run(pipeline_func, root: str, what: str) -> None:
-    """Runs the pipeline; a Pusher refusing an unblessed model is a gate verdict (exit code 5)."""
-    started = time.time()
-    try:
-        pipeline_func()
-    except RuntimeError as exc:
-        blessing = _newest_blessing(root, started)
-        if blessing is not None and not blessing["blessed"]:
-            raise GateFailed(f"{what}: the Evaluator did not bless the model "
-                             f"({len(blessing['blocking'])} gate checks failed) and the Pusher refused it") from None
-        raise KfpLocalRunFailed(f"{what} failed: {exc}") from None
+def _run_tasks(config: PipelineConfig, config_file: str, image: str, root: str, what: str, until: str | None,
+               components: Components, echo: Callable[[str], None]) -> RunResult:
+    """Dispatches each component as a kfp task in dependency order; skips what its conditions rule out."""
+    from kfp.local import config as kfp_config
+    from kfp.local import placeholder_utils, status, task_dispatcher, utils
+
+    from pipeline.compiler import pipeline_parameters
+    from pipeline.kfp_component import METRICS_OUTPUT, kfp_component
+
+    specs = components.upstream_of(until) if until else components
+    params = pipeline_parameters(config, for_cluster=False, components=components)
+    run_id = new_run_id()
+    resource_name = f"{config.pipeline.name}-{run_id}"      # the run's folder under the kfp root
+    run_dir = os.path.join(root, resource_name)
+    unique_id = placeholder_utils.make_random_id()
+    runner = kfp_config.LocalExecutionConfig.instance.runner
+    outcomes = {spec.name: ComponentOutcome(spec.name, "not run") for spec in specs}
+    task_outputs: dict[str, dict] = {}
+    width = max(len(spec.name) for spec in specs)
+    echo(f"Run {run_id} of pipeline '{config.pipeline.name}' as kfp tasks ({len(specs)} components, no cache)")
+    failure: BaseException | None = None
+    for index, spec in enumerate(specs, start=1):
+        outcome = outcomes[spec.name]
+        label = f"[{index}/{len(specs)}] {spec.name.ljust(width)}"
+        reason = condition_holds(spec, outcomes)
+        if reason is not None:
+            outcome.state, outcome.skipped_because = "skipped", reason
+            echo(f"{label}  skipped  ({reason})")
+            continue
+        pipeline_spec = kfp_component(spec, image, components).pipeline_spec
+        component_name, component_spec = next(iter(pipeline_spec.components.items()))
+        executor = utils.struct_to_executor_spec(
+            pipeline_spec.deployment_spec["executors"][component_spec.executor_label])
+        arguments = {name: params[name] for name in (*spec.sections, *(f.parameter for f in spec.config_files))}
+        for name, ref in spec.inputs.items():
+            if ref.component in task_outputs:
+                arguments[name] = task_outputs[ref.component][ref.output]
+        echo(f"{label}  running")
+        started = time.monotonic()
+        try:
+            outputs, task_status = task_dispatcher.run_single_task_implementation(
+                pipeline_resource_name=resource_name, component_name=component_name, component_spec=component_spec,
+                executor_spec=executor, arguments=arguments, pipeline_root=root, runner=runner,
+                raise_on_error=False, block_input_artifact=False, unique_pipeline_id=unique_id)
+        except (KeyboardInterrupt, RunCancelled) as exc:
+            failure = exc if isinstance(exc, RunCancelled) else RunCancelled("SIGINT")
+            outcome.state, outcome.error = "failed", f"cancelled ({failure.signal_name})"
+            break
+        outcome.seconds = time.monotonic() - started
+        if task_status != status.Status.SUCCESS:
+            outcome.state, outcome.error = "failed", f"the {spec.name} task failed (its log is above)"
+            failure = KfpLocalRunFailed(f"{what} failed: {spec.name} failed; its log is above")
+            echo(f"{label}  FAILED   {outcome.seconds:6.1f}s")
+            break
+        task_outputs[spec.name] = outputs
+        metrics = outputs.get(METRICS_OUTPUT)
+        figures = dict(metrics.metadata) if metrics is not None else {}
+        figures.update({name: outputs[name] for name in spec.parameters if name in outputs})
+        outcome.state, outcome.figures = "executed", typed_figures(spec, figures)
+        outcome.outputs = {name: outputs[name].path for name, kind in spec.outputs.items()
+                           if not kind.by_value and name in outputs}
+        echo(f"{label}  done     {outcome.seconds:6.1f}s  {format_figures(outcome.figures)}")
+    blocked = [Blocked(spec.name, str(outcomes[spec.name].figures.get(spec.verdict.reason) or ""), spec.verdict.exit_code)
+               for spec in specs if spec.verdict and outcomes[spec.name].state == "executed"
+               and not outcomes[spec.name].figures.get(spec.verdict.parameter)]
+    result = RunResult(run_id, run_dir, "FAILED" if failure else "BLOCKED" if blocked else "SUCCEEDED",
+                       list(outcomes.values()), blocked)
+    os.makedirs(run_dir, exist_ok=True)
+    write_run_file(result, config_file)
+    if failure:
+        raise failure
+    return result
 
 
 def _host_mounts(config: PipelineConfig) -> dict[str, dict]:
@@ -121,8 +179,6 @@ def _host_mounts(config: PipelineConfig) -> dict[str, dict]:
     if glob.has_magic(source):
         source = os.path.dirname(source[:min(source.index(c) for c in "*?[" if c in source)] + "x")
     mount(source if os.path.isdir(source) else os.path.dirname(source), "ro")
-    if config.transform.module_file:
-        mount(os.path.dirname(config.transform.module_file), "ro")
     if config.pusher.destination:
         os.makedirs(config.pusher.destination, exist_ok=True)   # podman refuses to bind a missing path
         mount(config.pusher.destination, "rw")
@@ -171,13 +227,3 @@ def _check_image(image: str) -> None:
     if built_from and os.path.isdir(os.path.join(root, "components")) and built_from != code_sha256(root):
         raise SluicewayError(f"image {image} was built from other code than this tree's: rebuild it "
                              "(`sluiceway build-image`)")
-
-
-def _newest_blessing(root: str, since: float) -> dict | None:
-    """The blessing an Evaluator task of this run wrote, if any."""
-    found = [os.path.join(folder, BLESSING_FILE) for folder, _, files in os.walk(root) if BLESSING_FILE in files]
-    found = [path for path in found if os.path.getmtime(path) >= since]
-    if not found:
-        return None
-    with open(max(found, key=os.path.getmtime), encoding="utf-8") as handle:
-        return json.load(handle)

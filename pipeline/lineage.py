@@ -21,7 +21,7 @@ from pipeline.specs import ArtifactType
 PIPELINE_CONTEXT = "sluiceway.Pipeline"
 RUN_CONTEXT = "sluiceway.PipelineRun"
 STORE_FILE = "metadata.sqlite"
-_BOOKKEEPING = {"cache_key", "run_id", "reused_execution", "error"}
+_BOOKKEEPING = {"cache_key", "run_id", "reused_execution", "error", "skipped"}
 
 
 def execution_type_name(component: str) -> str:
@@ -161,6 +161,24 @@ class Lineage:
                 artifact.id, type_names[artifact.type_id], artifact.uri,
                 artifact.custom_properties["fingerprint"].string_value)
         return outputs
+
+    def record_skipped(self, component: str, run: mlmd.Context, *, run_id: str, reason: str) -> None:
+        """Records that ``component`` was skipped in ``run`` (a run condition was false): an execution
+        in state CANCELED, with ``skipped`` saying why, and no artifacts."""
+        execution = mlmd.Execution(type_id=self._execution_type(component), last_known_state=mlmd.Execution.CANCELED)
+        _set(execution.custom_properties, {"run_id": run_id, "skipped": reason})
+        self.store.put_execution(execution, [], [run], reuse_context_if_already_exist=True, force_reuse_context=True)
+
+    def execution_states(self, run: mlmd.Context) -> dict[str, str]:
+        """Component -> what happened to it in ``run``: executed, cached, skipped or failed."""
+        types = {t.id: t.name for t in self.store.get_execution_types()}
+        names = {mlmd.Execution.COMPLETE: "executed", mlmd.Execution.CACHED: "cached",
+                 mlmd.Execution.CANCELED: "skipped", mlmd.Execution.FAILED: "failed"}
+        states = {}
+        for execution in self.store.get_executions_by_context(run.id):
+            component = types.get(execution.type_id, "").removeprefix("sluiceway.")
+            states[component] = names.get(execution.last_known_state, "unknown")
+        return states
 
     def record_execution(self, component: str, run: mlmd.Context, *, state: str, cache_key: str, run_id: str,
                          inputs: Mapping[str, StoredArtifact], new_outputs: Mapping[str, tuple[ArtifactType, str, str]],

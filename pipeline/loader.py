@@ -1,7 +1,9 @@
 """Loads a pipeline YAML file into a ``PipelineConfig``, reporting every error at once.
 
 Each error names its YAML path (``data.split.train``) and the expected form
-(``expected a number between 0 and 100, got "seventy"``).
+(``expected a number between 0 and 100, got "seventy"``). Checks between sections (a split key
+that is the label, a slice on an undeclared feature, ...) are reported too when other fields
+failed: they run on every section that validated on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config import GATE_TAGS, Expected, PipelineConfig
+from pipeline.config import (GATE_TAGS, LOCATED_ERROR, SECTION_MODELS, Expected, PipelineConfig,
+                             cross_section_issues)
 from pipeline.errors import ConfigError, ConfigIssue
 
 _TOP_LEVEL = ", ".join(PipelineConfig.model_fields)
@@ -99,9 +102,27 @@ def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = Non
     try:
         return PipelineConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        # a value matching no branch of a union yields one error per branch: report it once
-        issues = list(dict.fromkeys(_issue(error) for error in exc.errors()))
-        raise ConfigError(file, issues) from None
+        issues = [_issue(error) for error in exc.errors()]
+        issues += _cross_section_issues(data, {"base_dir": base_dir})
+        # a value matching no branch of a union yields one error per branch, and the cross-section
+        # checks ran already when every section validated: report each issue once
+        raise ConfigError(file, list(dict.fromkeys(issues))) from None
+
+
+def _cross_section_issues(data: dict, context: dict) -> list[ConfigIssue]:
+    """The checks between sections, on the sections that validate on their own (a section left
+    out takes its default; a missing required one, or one with errors, is left out)."""
+    sections = {}
+    for name, field in PipelineConfig.model_fields.items():
+        if name not in data:
+            if not field.is_required():
+                sections[name] = field.get_default(call_default_factory=True)
+            continue
+        try:
+            sections[name] = SECTION_MODELS[name].model_validate(data[name], context=context)
+        except ValidationError:
+            continue
+    return [ConfigIssue(_format_loc(loc), message) for loc, message in cross_section_issues(sections)]
 
 
 def _set_path(data: dict, dotted: str, value: Any, file: str) -> None:
@@ -121,6 +142,8 @@ def _set_path(data: dict, dotted: str, value: Any, file: str) -> None:
 
 def _issue(error: dict) -> ConfigIssue:
     raw = error["loc"]
+    if error["type"] == LOCATED_ERROR:  # raised at its YAML path (dict keys included): nothing to strip
+        return ConfigIssue(_format_loc(raw), error["msg"])
     loc = tuple(part for i, part in enumerate(raw) if not _is_union_branch(part)
                 and not (i and isinstance(raw[i - 1], int) and part in GATE_TAGS))
     path = _format_loc(loc)

@@ -12,14 +12,13 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
+from components.baseline_resolver.core import read_baseline
 from components.common.artifacts import split_file
 from components.evaluator import gates, report
 from components.evaluator.eval_config import (BASELINE, CANDIDATE, CONFUSION_MATRICES, FAIRNESS_METRICS, METRICS,
                                               build_eval_config, fairness_key, gate_index)
-from components.pusher.versions import MANIFEST_FILE, latest, model_sha256, read_manifest
-from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, RegressionGate, Section
-from pipeline.errors import GateFailed
-from pipeline.files import file_sha256
+from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
+from pipeline.files import atomic_write_text
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
 from pipeline.table import markdown_table, text_table
 
@@ -31,12 +30,16 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             progress: Callable[[str], None] = lambda _: None) -> dict:
     """Runs the Evaluator as a pipeline step; see ``run_evaluator``. Returns its figures.
 
-    Raises:
-        GateFailed: A gate blocked the push. Every output is written first (the blessing says
-            why), so the runner keeps them.
+    A model the gates block is an outcome, not an error: every output is written, the blessing
+    says which checks failed, and the figures say ``blessed: False`` with the failed checks as a
+    table in ``blocked_by`` (the runners then skip the Pusher; the CLI exits with code 5).
+
+    Args:
+        inputs: ``examples`` and ``model``; optionally ``baseline``, the BaselineResolver's record of
+            the model serving now (no baseline when it is absent or says none serves).
     """
     evaluator: EvaluatorConfig = config["evaluator"]
-    baseline = serving_model(config, inputs["model"])
+    baseline = read_baseline(inputs.get("baseline"))
     if baseline:
         progress(f"the serving model {baseline} is evaluated beside the candidate as the baseline")
     result = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
@@ -49,40 +52,15 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     page = report.render(rows, baseline_rows, [c.as_dict() for c in checks], not blocked, evaluator,
                          config["features"], f"{evaluator.split} split; baseline: {baseline or 'none'}")
     os.makedirs(os.path.dirname(outputs["fairness_report"]) or ".", exist_ok=True)
-    with open(outputs["fairness_report"], "w", encoding="utf-8") as handle:
-        handle.write(page)
-    if blocked:
-        raise GateFailed(blocked_message(checks, blocked))
+    atomic_write_text(outputs["fairness_report"], page)
     overall = next(r for r in rows if r["slice"] == OVERALL)
+    if blocked:
+        progress(f"{len(blocked)} of {len(checks)} gate checks failed: the model is not blessed")
     return {"eval_auc": round(overall["metrics"]["auc"], 4), "eval_accuracy": round(overall["metrics"]["accuracy"], 4),
             "examples": int(overall["size"]), "slices": len(rows) - 1,
             "insufficient_slices": sum(r["insufficient"] for r in rows),
-            "blessed": True, "checks": len(checks), "baseline": baseline or "none"}
-
-
-def serving_model(config: Mapping[str, Section], model_dir: str) -> str | None:
-    """The baseline: the newest version in the push destination, when a no-regression gate needs
-    it and it is not the candidate itself (a rerun after a push compares with nothing, as before it)."""
-    destination = config["pusher"].destination
-    if not destination or not any(isinstance(g, RegressionGate) for g in config["evaluator"].gates):
-        return None
-    serving = latest(destination)
-    if serving is None:
-        return None
-    manifest = read_manifest(serving) or {}
-    return None if manifest.get("model_sha256") == model_sha256(model_dir) else serving
-
-
-def cache_material(config: Mapping[str, Section], inputs: Mapping[str, str]) -> dict:
-    """What decides the Evaluator's result besides its inputs and config: which model serves, so a
-    cached verdict is never reused once another model serves. (For a URL destination the runner
-    does not look: reading it on every cache check would need the network.)"""
-    destination = config["pusher"].destination
-    if not destination or "://" in destination:
-        return {}
-    baseline = serving_model(config, inputs["model"])
-    return {"baseline": None if baseline is None else {"version": baseline, "manifest": file_sha256(
-        os.path.join(baseline, MANIFEST_FILE))}}
+            "blessed": not blocked, "blocked_by": blocked_message(checks, blocked) if blocked else "",
+            "checks": len(checks), "baseline": baseline or "none"}
 
 
 def blocked_message(checks: list[gates.Check], blocked: list[gates.Check]) -> str:
@@ -214,6 +192,18 @@ def _write_classification(metrics_for_slices, model_name: str, decision_threshol
                    "confusion_matrix": {"categories": ["negative", "positive"], "matrix": confusion}}, handle)
 
 
+def log_classification_metrics(outputs: Mapping[str, str], classification_metrics: Any) -> None:
+    """Logs the overall ROC curve and the confusion matrix to a KFP ``ClassificationMetrics``."""
+    with open(os.path.join(outputs["evaluation"], CLASSIFICATION_FILE), encoding="utf-8") as handle:
+        data = json.load(handle)
+    roc = data["roc"]
+    classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["threshold"])
+    confusion = data["confusion_matrix"]
+    if confusion["matrix"] is not None:
+        classification_metrics.log_confusion_matrix(confusion["categories"],
+                                                    [[int(v) for v in row] for row in confusion["matrix"]])
+
+
 def read_validation(result, eval_config) -> gates.TfmaValidation:
     """TFMA's ValidationResult, keyed by gate: failures per slice (or slice pair) and missing slices.
 
@@ -252,6 +242,8 @@ def read_validation(result, eval_config) -> gates.TfmaValidation:
 def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str) -> list[dict[str, Any]]:
     import tensorflow_model_analysis as tfma
 
+    from components.evaluator import metrics as metric_table
+
     rows = []
     for item in metrics_for_slices:
         if item.HasField("cross_slice_key"):
@@ -262,11 +254,11 @@ def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str) -> li
             if (entry.value.HasField("double_value") and entry.key.model_name == model_name
                     and not entry.key.is_diff):
                 values[entry.key.name] = entry.value.double_value.value
-        metrics = {ours: values[theirs] for ours, theirs in METRICS.items() if theirs in values}
-        for threshold in evaluator.decision_thresholds:
-            for name in FAIRNESS_METRICS:
-                if fairness_key(name, threshold) in values:
-                    metrics[f"{name}@{threshold:g}"] = values[fairness_key(name, threshold)]
+        metrics = {}
+        for metric in metric_table.METRICS:  # the rates at every decision threshold, the others at the first
+            for threshold in evaluator.decision_thresholds if metric.rate else evaluator.decision_thresholds[:1]:
+                if metric.tfma_key_at(threshold) in values:
+                    metrics[metric.row_key(threshold)] = values[metric.tfma_key_at(threshold)]
         size = metrics.get("example_count", 0.0)
         rows.append({"slice": slice_name(key), "features": [f for f, _ in key], "size": size,
                      "insufficient": size < evaluator.min_slice_size, "metrics": metrics})
@@ -275,14 +267,17 @@ def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str) -> li
 
 
 def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str) -> None:
+    from components.evaluator.metrics import report_columns
+
     threshold = evaluator.decision_thresholds[0]
-    columns = ["auc", "accuracy", "precision", "recall", f"positive_rate@{threshold:g}",
-               f"false_positive_rate@{threshold:g}", f"false_negative_rate@{threshold:g}"]
+    columns = report_columns(threshold)  # headers name the threshold a column used: accuracy@0.5
     table = [[r["slice"], f"{r['size']:,.0f}" + (" (insufficient data)" if r["insufficient"] else ""),
-              *[f"{r['metrics'][c]:.4f}" if c in r["metrics"] else "-" for c in columns]] for r in rows]
+              *[f"{r['metrics'][key]:.4f}" if key in r["metrics"] else "-" for _, key, _ in columns]] for r in rows]
     lines = ["# Model evaluation", "",
              f"Split: {evaluator.split}. Slices with fewer than {evaluator.min_slice_size} examples are marked "
-             "insufficient data.", "", markdown_table(["slice", "examples", *columns], table), ""]
+             f"insufficient data. `@{threshold:g}`: measured at decision threshold {threshold:g} "
+             "(the first of evaluator.decision_thresholds).", "",
+             markdown_table(["slice", "examples", *[header for _, _, header in columns]], table), ""]
     os.makedirs(os.path.dirname(report_path) or ".", exist_ok=True)
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))

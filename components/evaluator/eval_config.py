@@ -11,7 +11,12 @@ every failure TFMA reports in its validation result names the gate it belongs to
   within +/- max_gap. TFMA's cross-slice comparisons are differences only, so ``min_ratio`` is
   checked by sluiceway from TFMA's per-slice values (see ``gates.py``).
 - ``no_regression``: a change threshold against the baseline model (the one serving), only when
-  there is a baseline; without one the gate is reported as "no baseline".
+  there is a baseline; without one the gate is reported as "no baseline". The metric table
+  (``metrics.py``) says which way is better; calibration is best at 1.0, which TFMA's change
+  thresholds (higher or lower is better) cannot say, so that gate is checked by sluiceway.
+
+Which TFMA class computes a metric, and which ones are measured at the decision threshold (the
+first of ``evaluator.decision_thresholds``, as the fairness gates by default), is the metric table's.
 """
 
 from __future__ import annotations
@@ -19,28 +24,14 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate
+from components.evaluator import metrics as table
+from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, RegressionGate
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 
-# The YAML's metric names -> TFMA's metric keys (Fairness Indicators' at a decision threshold).
-METRICS = {
-    "example_count": "example_count",
-    "auc": "auc",
-    "accuracy": "binary_accuracy",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "f1_score",
-    "calibration": "calibration",
-}
-FAIRNESS_METRICS = ("positive_rate", "false_positive_rate", "false_negative_rate", "true_positive_rate",
-                    "true_negative_rate")
-# TFMA metric classes computing each of them (the rates at one decision threshold).
-METRIC_CLASSES = {"example_count": "ExampleCount", "auc": "AUC", "accuracy": "BinaryAccuracy",
-                  "precision": "Precision", "recall": "Recall", "f1": "F1Score", "calibration": "Calibration"}
-RATE_CLASSES = {"positive_rate": "PredictedPositiveRate", "false_positive_rate": "FallOut",
-                "false_negative_rate": "MissRate", "true_positive_rate": "Recall", "true_negative_rate": "Specificity"}
-
+# Views of the metric table: YAML name -> TFMA key, and the Fairness Indicators rates.
+METRICS = {m.name: m.tfma_key for m in table.METRICS if not m.rate}
+FAIRNESS_METRICS = table.FAIRNESS_RATES
 
 CONFUSION_MATRICES = "confusion_matrices"  # for the ROC curve and confusion matrix shown by Kubeflow
 ROC_THRESHOLDS = tuple(i / 20 for i in range(21))
@@ -48,16 +39,29 @@ ROC_THRESHOLDS = tuple(i / 20 for i in range(21))
 
 def fairness_key(metric: str, threshold: float) -> str:
     """TFMA's key of a Fairness Indicators metric at a decision threshold."""
-    return f"fairness_indicators_metrics/{metric}@{threshold:g}"
+    return table.metric(metric).tfma_key_at(threshold)
+
+
+def decision_threshold(evaluator: EvaluatorConfig, gate=None) -> float:
+    """The decision threshold a gate's metric is measured at: a fairness gate's own ``threshold``,
+    else the first of ``evaluator.decision_thresholds`` (where accuracy, precision, recall and F1
+    are measured, in the reports too)."""
+    own = gate.threshold if isinstance(gate, FairnessGate) else None
+    return own if own is not None else evaluator.decision_thresholds[0]
+
+
+def gate_metric_of(gate) -> table.Metric:
+    """The metric a gate is on."""
+    if isinstance(gate, MetricGate):
+        return table.metric(gate.metric)
+    if isinstance(gate, FairnessGate):
+        return table.metric(gate.fairness)
+    return table.metric(gate.no_regression)
 
 
 def gate_metric(index: int, gate) -> str:
     """The name of the TFMA metric that carries gate ``index``'s thresholds."""
-    if isinstance(gate, MetricGate):
-        return f"gate{index}_{gate.metric}"
-    if isinstance(gate, FairnessGate):
-        return f"gate{index}_{gate.fairness}"
-    return f"gate{index}_{gate.no_regression}"
+    return f"gate{index}_{gate_metric_of(gate).name}"
 
 
 def gate_index(metric_name: str) -> Optional[int]:
@@ -67,8 +71,14 @@ def gate_index(metric_name: str) -> Optional[int]:
 
 
 def checked_by_tfma(gate) -> bool:
-    """Whether TFMA's thresholds decide this gate (``min_ratio`` is checked by sluiceway)."""
-    return not (isinstance(gate, FairnessGate) and gate.min_ratio is not None)
+    """Whether TFMA's thresholds decide this gate. sluiceway checks ``min_ratio`` (TFMA compares
+    slices by difference only) and ``no_regression`` on a metric best at 1.0 (TFMA's change
+    thresholds know higher or lower is better only)."""
+    if isinstance(gate, FairnessGate):
+        return gate.min_ratio is None
+    if isinstance(gate, RegressionGate):
+        return table.metric(gate.no_regression).direction in (table.HIGHER, table.LOWER)
+    return True
 
 
 def slices(evaluator: EvaluatorConfig, features: FeaturesConfig) -> list[list[str]]:
@@ -133,11 +143,22 @@ def cross_slicing_spec(gate: FairnessGate):
     return tfma.CrossSlicingSpec(baseline_spec=baseline, slicing_specs=[tfma.SlicingSpec(feature_keys=[gate.feature])])
 
 
+def _metric_config(metric: table.Metric, threshold: float, name: Optional[str] = None):
+    """TFMA's MetricConfig computing ``metric`` (at ``threshold`` when it takes one), under ``name``."""
+    import tensorflow_model_analysis as tfma
+
+    config = {"name": name} if name else {}
+    config.update(metric.tfma_config(threshold))
+    return tfma.MetricConfig(class_name=metric.tfma_class, config=json.dumps(config) if config else "")
+
+
 def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_baseline: bool):
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.proto import config_pb2
 
     name = gate_metric(index, gate)
+    metric = gate_metric_of(gate)
+    config = _metric_config(metric, decision_threshold(evaluator, gate), name)
     if isinstance(gate, MetricGate):
         bounds = {}
         if gate.min is not None:
@@ -145,24 +166,23 @@ def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_basel
         if gate.max is not None:
             bounds["upper_bound"] = {"value": gate.max}
         threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bounds))
-        return tfma.MetricConfig(class_name=METRIC_CLASSES[gate.metric], config=json.dumps({"name": name}),
-                                 per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                                     slicing_specs=[_slicing_spec(gate.per)], threshold=threshold)])
-    if isinstance(gate, FairnessGate):
-        decision = gate.threshold if gate.threshold is not None else evaluator.decision_thresholds[0]
-        config = tfma.MetricConfig(class_name=RATE_CLASSES[gate.fairness],
-                                   config=json.dumps({"name": name, "thresholds": [decision]}))
+        config.per_slice_thresholds.append(tfma.PerSliceMetricThreshold(
+            slicing_specs=[_slicing_spec(gate.per)], threshold=threshold))
+    elif isinstance(gate, FairnessGate):
         if gate.max_gap is not None:
             # TFMA's cross-slice value is (baseline slice - comparison slice)
             threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
                 lower_bound={"value": -gate.max_gap}, upper_bound={"value": gate.max_gap}))
             config.cross_slice_thresholds.append(tfma.CrossSliceMetricThreshold(
                 cross_slicing_specs=[cross_slicing_spec(gate)], threshold=threshold))
-        return config
-    config = tfma.MetricConfig(class_name=METRIC_CLASSES[gate.no_regression], config=json.dumps({"name": name}))
-    if with_baseline:
-        change = tfma.GenericChangeThreshold(direction=config_pb2.MetricDirection.HIGHER_IS_BETTER,
-                                             **{"relative" if gate.relative else "absolute": {"value": -gate.max_drop}})
+    elif with_baseline and checked_by_tfma(gate):
+        # TFMA's change is candidate - baseline (relative: divided by baseline): it may fall by
+        # max_drop when higher is better, rise by max_drop when lower is better
+        higher = metric.direction == table.HIGHER
+        direction = config_pb2.MetricDirection.HIGHER_IS_BETTER if higher else config_pb2.MetricDirection.LOWER_IS_BETTER
+        bound = -gate.max_drop if higher else gate.max_drop
+        change = tfma.GenericChangeThreshold(direction=direction,
+                                             **{"relative" if gate.relative else "absolute": {"value": bound}})
         config.per_slice_thresholds.append(tfma.PerSliceMetricThreshold(
             slicing_specs=[_slicing_spec(gate.per)], threshold=tfma.MetricThreshold(change_threshold=change)))
     return config
@@ -180,7 +200,8 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
     import tensorflow_model_analysis as tfma
     from google.protobuf import wrappers_pb2
 
-    metrics = [tfma.MetricConfig(class_name=name) for name in METRIC_CLASSES.values()]
+    # accuracy, precision, recall and F1 at the decision threshold (TFMA's own default is 0.5)
+    metrics = [_metric_config(m, decision_threshold(evaluator)) for m in table.METRICS if not m.rate]
     metrics.append(tfma.MetricConfig(
         class_name="FairnessIndicators", module="fairness_indicators.fairness_indicators_metrics",
         config=json.dumps({"thresholds": list(evaluator.decision_thresholds)})))

@@ -6,9 +6,13 @@ blocked push always says exactly which gate, slice, value and bound blocked it.
 
 The gates are TFMA thresholds (``eval_config.py``); a check fails when TFMA's validation result
 lists a failure of that gate's metric on that slice (or slice pair). The figures shown beside the
-verdict come from the same TFMA run. Two things TFMA cannot say are decided here: ``min_ratio``
-fairness bounds (TFMA's cross-slice comparisons are differences), and slices below
-``min_slice_size``, which are "insufficient data" whatever TFMA thinks of them.
+verdict come from the same TFMA run. Three things TFMA cannot say are decided here: ``min_ratio``
+fairness bounds (TFMA's cross-slice comparisons are differences), ``no_regression`` on calibration
+(best at 1.0: a candidate regresses when its distance from 1.0 grew by more than ``max_drop``), and
+slices below ``min_slice_size``, which are "insufficient data" whatever TFMA thinks of them.
+
+Which way a metric is better, and whether it is measured at the decision threshold (then checks
+name it with the threshold, ``accuracy@0.5``), comes from the metric table (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from components.evaluator.eval_config import checked_by_tfma
+from components.evaluator import metrics as table
+from components.evaluator.eval_config import checked_by_tfma, decision_threshold
 from pipeline.config import EvaluatorConfig, FairnessGate, MetricGate, RegressionGate
 
 PASS, FAIL, INSUFFICIENT, NO_BASELINE = "pass", "fail", "insufficient data", "no baseline"
@@ -98,15 +103,15 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
     for index, gate in enumerate(evaluator.gates):
         name = f"gates[{index}] {describe(gate)}"
         verdict = _Verdict(tfma, index)
+        threshold = decision_threshold(evaluator, gate)
         if isinstance(gate, MetricGate):
-            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), verdict)
+            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), threshold, verdict)
         elif isinstance(gate, FairnessGate):
-            threshold = gate.threshold if gate.threshold is not None else evaluator.decision_thresholds[0]
             checks += _fairness_checks(name, gate, _rows_for(rows, [gate.feature]), threshold, verdict)
         else:
             checks += _regression_checks(name, gate, _rows_for(rows, gate_slices(gate)),
                                          None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)),
-                                         verdict)
+                                         threshold, verdict)
         if checked_by_tfma(gate) and not (isinstance(gate, RegressionGate) and baseline_rows is None):
             checks += [Check(name, spec, "-", None, "", None, FAIL, "TFMA found no slice matching this gate's slices")
                        for spec in tfma.missing.get(index, [])]
@@ -129,14 +134,16 @@ def blocking(checks: list[Check], evaluator: EvaluatorConfig) -> list[Check]:
             or (c.status == INSUFFICIENT and evaluator.insufficient_data == "block")]
 
 
-def _metric_checks(name: str, gate: MetricGate, rows: list[dict], verdict: _Verdict) -> list[Check]:
+def _metric_checks(name: str, gate: MetricGate, rows: list[dict], threshold: float,
+                   verdict: _Verdict) -> list[Check]:
+    metric = table.metric(gate.metric)
     bound = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
                                       f"<= {gate.max:g}" if gate.max is not None else "") if b)
     checks = []
     for row in rows:
-        value = row["metrics"].get(gate.metric)
+        value = row["metrics"].get(metric.row_key(threshold))
         status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"])
-        checks.append(Check(name, row["slice"], gate.metric, value, bound, None, status,
+        checks.append(Check(name, row["slice"], metric.column(threshold), value, bound, None, status,
                             f"{row['size']:,.0f} examples"))
     return checks
 
@@ -183,24 +190,46 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold:
     return checks
 
 
-def _regression_checks(name: str, gate: RegressionGate, rows: list[dict],
-                       baseline_rows: list[dict] | None, verdict: _Verdict) -> list[Check]:
-    metric = gate.no_regression
+def _regression_checks(name: str, gate: RegressionGate, rows: list[dict], baseline_rows: list[dict] | None,
+                       threshold: float, verdict: _Verdict) -> list[Check]:
+    metric = table.metric(gate.no_regression)
+    key, label = metric.row_key(threshold), metric.column(threshold)
     if baseline_rows is None:
-        return [Check(name, r["slice"], metric, r["metrics"].get(metric), "", None, NO_BASELINE,
+        return [Check(name, r["slice"], label, r["metrics"].get(key), "", None, NO_BASELINE,
                       "no model is serving yet: nothing to regress from", SLUICEWAY) for r in rows]
     baseline = {r["slice"]: r for r in baseline_rows}
     checks = []
     for row in rows:
-        value = row["metrics"].get(metric)
+        value = row["metrics"].get(key)
         base_row = baseline.get(row["slice"])
-        base = base_row["metrics"].get(metric) if base_row else None
+        base = base_row["metrics"].get(key) if base_row else None
         if base is None or value is None:
-            checks.append(Check(name, row["slice"], metric, value, "", base, NO_BASELINE,
+            checks.append(Check(name, row["slice"], label, value, "", base, NO_BASELINE,
                                 "the baseline has no value for this slice", SLUICEWAY))
             continue
-        floor = base * (1 - gate.max_drop) if gate.relative else base - gate.max_drop
+        if metric.direction == table.TOWARD_ONE:
+            checks.append(_distance_check(name, gate, row, label, value, base))
+            continue
+        slack = "max_drop x baseline" if gate.relative else "max_drop"
+        allowed = base * gate.max_drop if gate.relative else gate.max_drop
+        if metric.direction == table.HIGHER:
+            bound, detail = f">= {base - allowed:.4f} (baseline - {slack})", f"drop {base - value:+.4f}"
+        else:
+            bound, detail = f"<= {base + allowed:.4f} (baseline + {slack})", f"rise {value - base:+.4f}"
         status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"], diff=True)
-        checks.append(Check(name, row["slice"], metric, value, f">= {floor:.4f} (baseline - max_drop)", base,
-                            status, f"drop {base - value:+.4f}"))
+        checks.append(Check(name, row["slice"], label, value, bound, base, status, detail))
     return checks
+
+
+def _distance_check(name: str, gate: RegressionGate, row: dict, label: str, value: float, base: float) -> Check:
+    """A metric best at 1.0 (calibration) regresses when its distance from 1.0 grew by more than
+    max_drop (relative: by more than max_drop times the baseline's distance)."""
+    distance, base_distance = abs(value - 1.0), abs(base - 1.0)
+    limit = base_distance * (1 + gate.max_drop) if gate.relative else base_distance + gate.max_drop
+    how = "baseline's distance x (1 + max_drop)" if gate.relative else "baseline's distance + max_drop"
+    if row["insufficient"]:
+        status = INSUFFICIENT
+    else:
+        status = PASS if distance <= limit + 1e-12 else FAIL  # 1e-12: float noise, not a regression
+    return Check(name, row["slice"], label, value, f"|{label} - 1| <= {limit:.4f} ({how})", base, status,
+                 f"distance from 1.0: {distance:.4f} vs baseline {base_distance:.4f}", SLUICEWAY)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from components.evaluator import metrics as table
+from components.evaluator.eval_config import decision_threshold
 from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig
 
 _STYLE = """
@@ -49,8 +51,8 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
     for feature in features.sensitive:
         parts.append(f"<h2>By {html.escape(feature)}</h2>")
         for gate in [g for g in evaluator.gates if isinstance(g, FairnessGate) and g.feature == feature] or [None]:
-            metric = f"{gate.fairness}@{(gate.threshold if gate and gate.threshold is not None else threshold):g}" \
-                if gate else f"positive_rate@{threshold:g}"
+            rate = table.metric(gate.fairness if gate else "positive_rate")
+            metric = rate.row_key(decision_threshold(evaluator, gate))
             parts.append(_chart(feature, metric, gate, rows, baseline_rows, evaluator))
     parts += ["<h2>Every slice</h2>", _slices_table(rows, baseline_rows, threshold, evaluator), "</body></html>"]
     return "\n".join(parts)
@@ -128,16 +130,16 @@ def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: lis
 
 def _slices_table(rows: list[dict], baseline_rows: list[dict] | None, threshold: float,
                   evaluator: EvaluatorConfig) -> str:
-    columns = ["auc", "accuracy", "precision", "recall", "f1", "calibration", f"positive_rate@{threshold:g}",
-               f"false_positive_rate@{threshold:g}", f"false_negative_rate@{threshold:g}"]
+    columns = table.report_columns(threshold)  # headers name the threshold: accuracy@0.5
     base = {r["slice"]: r for r in baseline_rows or []}
-    head = "<tr><th>slice</th><th>examples</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "<tr><th>slice</th><th>examples</th>" + "".join(f"<th>{html.escape(header)}</th>"
+                                                         for _, _, header in columns)
     head += "<th>baseline auc</th></tr>" if base else "</tr>"
     body = []
     for row in rows:
         css = "insufficient" if row["insufficient"] else ""
         flag = f" <span class='tag'>insufficient data (&lt; {evaluator.min_slice_size})</span>" if row["insufficient"] else ""
-        cells = "".join(f"<td>{_number(row['metrics'].get(c))}</td>" for c in columns)
+        cells = "".join(f"<td>{_number(row['metrics'].get(key))}</td>" for _, key, _ in columns)
         extra = f"<td>{_number(base.get(row['slice'], {}).get('metrics', {}).get('auc'))}</td>" if base else ""
         body.append(f"<tr class='{css}'><td class='l'>{html.escape(row['slice'])}{flag}</td>"
                     f"<td>{row['size']:,.0f}</td>{cells}{extra}</tr>")

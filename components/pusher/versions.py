@@ -13,6 +13,7 @@ import os
 import re
 
 from pipeline.errors import SluicewayError
+from pipeline.files import tree_sha256
 
 MANIFEST_FILE = "sluiceway_manifest.json"
 TEMPORARY_PREFIX = ".tmp-"
@@ -86,19 +87,11 @@ def latest(destination: str) -> str | None:
 
 
 def model_sha256(model_dir: str) -> str:
-    """A fingerprint of a local SavedModel folder: every file's relative path and content."""
-    import hashlib
+    """A fingerprint of a local SavedModel folder: every file's relative path and content (``tree_sha256``).
 
-    digest = hashlib.sha256()
-    for root, dirs, names in os.walk(model_dir):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, model_dir).replace(os.sep, "/").encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+    Manifests record it as ``model_sha256``; the Pusher compares it to the serving model's.
+    """
+    return tree_sha256(model_dir)
 
 
 def read_manifest(version_dir: str) -> dict | None:

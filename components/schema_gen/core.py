@@ -13,14 +13,8 @@ from typing import Callable, Mapping
 
 from components.common.artifacts import load_split_stats
 from pipeline.config import SPLITS, Section, ValidationConfig
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, ConfigIssue, DataError
 from pipeline.specs import SCHEMA_FILE, SCHEMA_SOURCE_FILE
-
-
-def external_files(config: Mapping[str, Section]) -> list[str]:
-    """The curated schema file, when one is named: editing it must invalidate the cache."""
-    path = config["validation"].schema_path
-    return [path] if path else []
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
@@ -35,6 +29,24 @@ def infer_schema(statistics_dir: str):
     import tensorflow_data_validation as tfdv
 
     return tfdv.infer_schema(load_split_stats(statistics_dir, SPLITS[0]))
+
+
+def check_curated_schema(path: str) -> None:
+    """Checks a curated schema parses, without TFDV (the compiler calls this before embedding it).
+
+    Raises:
+        ConfigError: The file cannot be read or is not a text-format TFMD Schema.
+    """
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text_format.Parse(handle.read(), schema_pb2.Schema())
+    except OSError as exc:
+        raise ConfigError(path, [ConfigIssue("validation.schema", f"cannot read the curated schema: {exc}")]) from None
+    except (text_format.ParseError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigIssue("validation.schema", f"not a text-format TFMD Schema: {exc}")]) from None
 
 
 def load_curated_schema(path: str):

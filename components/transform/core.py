@@ -22,12 +22,6 @@ from pipeline.errors import ConfigError, ConfigIssue
 from pipeline.specs import FEATURE_KINDS_FILE, SCHEMA_FILE
 
 
-def external_files(config: Mapping[str, Section]) -> list[str]:
-    """A user's preprocessing module: editing it must invalidate the cache."""
-    module = config["transform"].module_file
-    return [module] if module else []
-
-
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
             progress: Callable[[str], None] = lambda _: None) -> dict:
     """Runs Transform as a pipeline step; see ``run_transform``. Returns its figures."""

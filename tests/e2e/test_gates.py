@@ -47,7 +47,8 @@ def test_a_fair_model_is_pushed_and_a_worse_one_is_blocked_by_no_regression(tmp_
     open(config, "w").write(text)
     assert main(["run", config]) == 5
     captured = capsys.readouterr()
-    assert "Evaluator failed: the model is not pushed" in captured.err
+    assert "error: Evaluator: the model is not pushed" in captured.err
+    assert "Pusher skipped: Evaluator.blessed is false" in captured.out
     assert "no_regression auc" in captured.err and "overall" in captured.err
     assert versions(destination) == [first]  # nothing pushed, the serving model untouched
     runs = sorted(d for d in os.listdir(tmp_path / "pipelines" / "quickstart") if d[0].isdigit())
@@ -70,6 +71,16 @@ def test_a_biased_model_is_blocked_by_the_fairness_gate_and_the_report_shows_it(
                               "blessing.json"))
     ratio = next(c for c in blessing["blocking"] if c["metric"].startswith("positive_rate"))
     assert ratio["value"] < 0.8 and "sex=female" in ratio["detail"] and "sex=male" in ratio["detail"]
+    # the verdict is a value: a rerun reuses the Evaluator's result, skips the Pusher again, and exits 5 again
+    assert main(["run", config]) == 5
+    rerun = capsys.readouterr()
+    assert re.search(r"Evaluator +cached", rerun.out) and re.search(r"Pusher +skipped +\(Evaluator.blessed is false\)",
+                                                                   rerun.out)
+    assert "fairness positive_rate across sex" in rerun.err
+    assert main(["runs", config]) == 0
+    listing = capsys.readouterr().out
+    blocked = [line for line in listing.splitlines() if "BLOCKED" in line]
+    assert len(blocked) == 2 and all(" Pusher " in line and "blessed=False" in line for line in blocked)
     _check_the_report_shows_the_failing_gate(config, capsys)
 
 

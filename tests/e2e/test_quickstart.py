@@ -38,8 +38,11 @@ def test_quickstart_runs_then_a_rerun_executes_nothing(tmp_path, capsys):
     assert "Outputs: " + str(tmp_path / "pipelines" / "quickstart") in out
     assert main(["run", config]) == 0
     again = capsys.readouterr().out
-    assert f"Nothing changed: all {count} components reused cached outputs; no component executed." in again
-    assert " done " not in again
+    never_cached = [spec.name for spec in COMPONENTS if not spec.cache]
+    assert never_cached == ["BaselineResolver"]
+    assert (f"Nothing changed: all {count - 1} cacheable components reused cached outputs; BaselineResolver "
+            "(never cached) ran again.") in again
+    assert again.count(" done ") == 1 and "BaselineResolver  done" in again
 
 
 def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_path, capsys):
@@ -58,16 +61,24 @@ def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_
     assert len(reports) == 1 and "gig_worker" in open(reports[0]).read()
 
 
-def test_kfp_local_runner_runs_the_compiled_components_with_the_same_results(tmp_path, capsys):
-    config = _quickstart_copy(tmp_path, rows=4000, gates="evaluator:\n  gates:\n    - {metric: auc, min: 0.7}\n")
-    assert main(["run", config]) == 0
+def test_kfp_local_runner_runs_the_compiled_components_with_the_same_results_and_states(tmp_path, capsys):
+    # an impossible bound: both runners complete the Evaluator, skip the Pusher and exit 5
+    config = _quickstart_copy(tmp_path, rows=4000, gates="evaluator:\n  gates:\n    - {metric: auc, min: 0.99}\n")
+    assert main(["run", config]) == 5
     local_runs = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "2*" / "run.json"))
     local = json.load(open(local_runs[0]))
     local_rows = local["components"][0]["figures"]
     capsys.readouterr()
-    assert main(["run", config, "--runner", "kfp-local"]) == 0
-    assert "kfp local run finished" in capsys.readouterr().out
+    assert main(["run", config, "--runner", "kfp-local"]) == 5
+    captured = capsys.readouterr()
+    assert "kfp local run blocked: 9 executed, 1 skipped" in captured.out
+    assert "error: Evaluator: the model is not pushed: 1 of 1 gate checks failed" in captured.err
     [run_dir] = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "kfp-local" / "quickstart-*"))
+    kfp_run = json.load(open(os.path.join(run_dir, "run.json")))
+    states = {c["name"]: c["state"] for c in kfp_run["components"]}
+    assert states == {c["name"]: c["state"] for c in local["components"]}
+    assert states["Evaluator"] == "executed" and states["Pusher"] == "skipped"
+    assert kfp_run["status"] == local["status"] == "BLOCKED"
     executor = json.load(open(os.path.join(run_dir, "example-gen", "executor_output.json")))
     kfp_rows = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     for split in ("train", "eval", "test"):

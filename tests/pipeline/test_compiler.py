@@ -39,13 +39,16 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
     assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "evaluator", "features",
-                                                 "pusher", "trainer", "transform", "tuner", "validation"}
+                                                 "preprocessing_module", "pusher", "trainer", "transform", "tuner",
+                                                 "validation"}
     # the YAML's values are the parameters' defaults, as JSON text
     data = json.loads(loaded.component_spec.inputs["data"].default)
     assert data["source"] == "/data/credit/*.csv.gz"
     assert data["split"]["key"] == "applicant_id"
-    assert 'string_domain { name: "sex" value: "female" value: "male" }' in loaded.component_spec.inputs[
-        "curated_schema"].default
+    # the curated schema travels as its content (JSON text), the file's own comments included
+    schema = json.loads(loaded.component_spec.inputs["curated_schema"].default)
+    assert schema.startswith("# A small curated schema") and 'value: "female"' in schema
+    assert loaded.component_spec.inputs["preprocessing_module"].default == ""  # none named
 
 
 def test_every_component_runs_in_the_yaml_image_without_installing_anything(tmp_path):
@@ -57,7 +60,7 @@ def test_every_component_runs_in_the_yaml_image_without_installing_anything(tmp_
         assert container["image"] == "registry.example.com/sluiceway:0.1.0", name
         command = " ".join(container["command"])
         assert "pip install" not in command, f"{name} installs packages at start-up"
-        assert "from components.common.kfp_entry import" in command and "run(" in command, name
+        assert "from components.common.kfp_entry import run" in command and "run(" in command, name
     assert compiled["defaultPipelineRoot"] == "gs://example-bucket/sluiceway"
 
 
@@ -66,6 +69,10 @@ def test_tasks_are_wired_in_dependency_order_with_standard_artifact_types(tmp_pa
     tasks = compiled["root"]["dag"]["tasks"]
     assert {t["taskInfo"]["name"] for t in tasks.values()} == {s.name for s in COMPONENTS if not s.run_if} | {
         "Evaluator-blessed"}
+    # the Evaluator takes the resolver's record of the serving model, which comes from the Trainer's model
+    assert tasks["baseline-resolver"]["dependentTasks"] == ["trainer"]
+    assert tasks["evaluator"]["inputs"]["parameters"]["baseline"]["taskOutputParameter"] == {
+        "outputParameterKey": "baseline", "producerTask": "baseline-resolver"}
     assert tasks["statistics-gen"]["dependentTasks"] == ["example-gen"]
     assert sorted(tasks["example-validator"]["dependentTasks"]) == ["schema-gen", "statistics-gen"]
     # Transform waits for the validator although no artifact flows between them: bad data never trains
@@ -128,8 +135,11 @@ def test_resources_retries_caching_and_scheduling_come_from_the_kubeflow_section
                and t is not condition)
     cached = {t["taskInfo"]["name"]: t["cachingOptions"].get("enableCache", False)
               for t in tasks.values() if "cachingOptions" in t}
-    # off: ExampleGen by the YAML; the Evaluator and Pusher by default (they depend on the model serving now)
-    assert sorted(name for name, on in cached.items() if not on) == ["Evaluator", "ExampleGen", "Pusher"]
+    # off: ExampleGen by the YAML; the BaselineResolver (it looks at what serves now) and the Pusher (a push is a
+    # side effect) by default. The Evaluator is cached: its baseline arrives as a value, the same while the
+    # same model serves.
+    assert sorted(name for name, on in cached.items() if not on) == ["BaselineResolver", "ExampleGen", "Pusher"]
+    assert cached["Evaluator"] is True
     kubernetes = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert kubernetes["exec-trainer"]["nodeSelector"]["labels"] == {
         "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}

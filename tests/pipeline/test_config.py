@@ -289,8 +289,8 @@ def test_split_ratio_out_of_range_or_not_a_number(write_pipeline, value):
 def test_split_key_cannot_be_the_label(write_pipeline):
     issues = load_errors(write_pipeline, pipeline_yaml("data.csv", split="    key: approved\n"))
 
-    assert len(issues) == 1
-    assert "data.split.key 'approved' cannot be the label column" in str(issues[0])
+    assert [issue.path for issue in issues] == ["data.split.key"]
+    assert issues[0].message.startswith("'approved' cannot be the label column (features.label); expected another")
 
 
 # --- features consistency ----------------------------------------------------------------------
@@ -476,15 +476,23 @@ def test_search_ranges_must_be_well_formed(write_pipeline):
 
 
 def test_transform_settings_must_name_declared_features(write_pipeline):
-    text = _issue_text(write_pipeline, "transform:\n  per_feature: {sex: log}\n  hash_buckets: {age: 10}\n")
-    assert "transform.per_feature names sex, not in features.numeric" in text
-    assert "transform.hash_buckets names age, not in features.categorical" in text
+    issues = load_errors(write_pipeline, pipeline_yaml("data.csv", extra=(
+        "transform:\n  per_feature: {sex: log, income: log, incme: log}\n  hash_buckets: {age: 10, region: 50}\n")))
+    by_path = {issue.path: issue.message for issue in issues}
+    # one error per misnamed key, the key in the path; the well-named ones are accepted
+    assert set(by_path) == {"transform.per_feature.sex", "transform.per_feature.incme", "transform.hash_buckets.age"}
+    assert by_path["transform.per_feature.sex"].startswith("sex is not in features.numeric (it is categorical); "
+                                                           "expected one of age, income, credit_score")
+    assert by_path["transform.per_feature.incme"].startswith(
+        "incme is not in features.numeric (it is not declared under features)")
+    assert by_path["transform.hash_buckets.age"].startswith("age is not in features.categorical (it is numeric); "
+                                                            "expected one of employment_type")
     assert "transform.numeric: expected one of 'zscore'" in _issue_text(write_pipeline, "transform:\n  numeric: scale\n")
 
 
 def test_evaluator_slices_must_name_declared_features(write_pipeline):
     text = _issue_text(write_pipeline, "evaluator:\n  slices: [[sex], [gender, race]]\n")
-    assert "evaluator slices or gates name gender, not declared under features" in text
+    assert "evaluator.slices[1]: names gender, not declared under features" in text
     assert "evaluator.decision_thresholds[0]: expected a number between 0 and 1, got 1.5" in _issue_text(
         write_pipeline, "evaluator:\n  decision_thresholds: [1.5]\n")
 
@@ -502,21 +510,97 @@ evaluator:
     assert "evaluator.gates[1]: fairness gate on positive_rate: give exactly one of max_gap or min_ratio" in text
     assert "evaluator.gates[2]: expected a gate with one of the keys metric, fairness or no_regression" in text
     assert "evaluator.gates[3].metric: expected one of auc, accuracy" in text
-    assert "evaluator slices or gates name gender, not declared under features" in _issue_text(
-        write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: gender, min_ratio: 0.8}\n")
-    assert "decision threshold(s) 0.3 missing from evaluator.decision_thresholds" in _issue_text(
-        write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: sex, min_ratio: 0.8, "
-                        "threshold: 0.3}\n")
+    assert "evaluator.gates[1].feature: names gender, not declared under features" in _issue_text(
+        write_pipeline, "evaluator:\n  gates:\n    - {metric: auc, min: 0.7, per: [sex]}\n"
+                        "    - {fairness: positive_rate, feature: gender, min_ratio: 0.8}\n")
+    assert "evaluator.gates[0].per: names gendr, not declared under features" in _issue_text(
+        write_pipeline, "evaluator:\n  gates:\n    - {no_regression: auc, per: [gendr]}\n")
+    assert ("evaluator.gates[0].threshold: decision threshold 0.3 missing from evaluator.decision_thresholds [0.5]"
+            in _issue_text(write_pipeline, "evaluator:\n  gates:\n    - {fairness: positive_rate, feature: sex, "
+                                           "min_ratio: 0.8, threshold: 0.3}\n"))
 
 
 def test_numeric_slices_need_bands_in_increasing_order_on_numeric_features(write_pipeline):
-    assert "evaluator slices or gates use the numeric feature(s) age: slice them by bands" in _issue_text(
+    assert "evaluator.slices[1]: uses the numeric feature(s) age: slice them by bands" in _issue_text(
         write_pipeline, "evaluator:\n  slices: [[sex], [age]]\n")
-    assert "bands.age: expected boundaries in increasing order, e.g. [25, 40, 60], got [40.0, 25.0]" in _issue_text(
-        write_pipeline, "evaluator:\n  bands: {age: [40, 25]}\n")
-    assert "evaluator.bands names sex, not in features.numeric" in _issue_text(
+    assert ("evaluator.bands.age: expected boundaries in increasing order, e.g. [25, 40, 60], got [40.0, 25.0]"
+            in _issue_text(write_pipeline, "evaluator:\n  bands: {age: [40, 25]}\n"))
+    assert "evaluator.bands.sex: sex is not in features.numeric (it is categorical)" in _issue_text(
         write_pipeline, "evaluator:\n  bands: {sex: [1]}\n")
     config = load_config(write_pipeline(pipeline_yaml("data.csv", extra=(
         "evaluator:\n  bands: {age: [25, 40, 60]}\n  slices: [[sex], [sex, age]]\n"
         "  gates:\n    - {metric: auc, min: 0.6, per: [age]}\n"))))
     assert config.evaluator.bands == {"age": [25.0, 40.0, 60.0]}
+
+
+# --- checks between sections: one error per YAML path, reported alongside every other error -----
+
+FOUR_CROSS_SECTION_MISTAKES = """\
+transform:
+  per_feature: {region: log}
+evaluator:
+  slices: [[sex], [age]]
+  gates:
+    - {metric: auc, min: 0.7}
+    - {metric: auc, min: 0.6, per: [gender]}
+"""
+
+
+def test_cli_validate_config_prints_each_cross_section_mistake_with_its_path(write_pipeline, capsys):
+    path = write_pipeline(pipeline_yaml("data.csv", split="    key: approved\n", extra=FOUR_CROSS_SECTION_MISTAKES))
+
+    code = main(["validate-config", path])
+
+    _, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2
+    assert lines[0] == f"error: {path}: 4 configuration errors"
+    assert [line.split(":", 1)[0].strip() for line in lines[1:]] == [
+        "data.split.key", "transform.per_feature.region", "evaluator.slices[1]", "evaluator.gates[1].per"]
+    assert "'approved' cannot be the label column" in lines[1]
+    assert "region is not in features.numeric (it is categorical)" in lines[2]
+    assert "uses the numeric feature(s) age: slice them by bands, e.g. evaluator.bands: {age: [25, 40, 60]}" in lines[3]
+    assert "names gender, not declared under features" in lines[4]
+
+
+def test_cross_section_mistakes_are_reported_beside_a_field_that_failed(write_pipeline):
+    extra = FOUR_CROSS_SECTION_MISTAKES + "trainer:\n  epochs: many\n"
+
+    issues = load_errors(write_pipeline, pipeline_yaml("data.csv", split="    key: approved\n", extra=extra))
+
+    assert [issue.path for issue in issues] == ["trainer.epochs", "data.split.key", "transform.per_feature.region",
+                                                "evaluator.slices[1]", "evaluator.gates[1].per"]
+    assert len(set(issues)) == len(issues)
+
+
+def test_a_section_that_failed_is_left_out_of_the_cross_section_checks(write_pipeline):
+    # the evaluator section has an error of its own: its slices are not checked against features,
+    # while transform's mistake, between two valid sections, is still reported
+    extra = "transform:\n  hash_buckets: {age: 10}\nevaluator:\n  slices: [[gender]]\n  min_slice_size: 0\n"
+
+    issues = load_errors(write_pipeline, pipeline_yaml("data.csv", extra=extra))
+
+    assert [issue.path for issue in issues] == ["evaluator.min_slice_size", "transform.hash_buckets.age"]
+    # without valid features nothing can be checked against them, and nothing is made up
+    broken = MINIMAL.replace("numeric: [age, income]", "numeric: [age, 5]") + "transform:\n  per_feature: {sex: log}\n"
+    assert [issue.path for issue in load_errors(write_pipeline, broken)] == ["features.numeric[1]"]
+
+
+def test_several_mistakes_at_one_path_are_one_error(write_pipeline):
+    issues = load_errors(write_pipeline, pipeline_yaml("data.csv", extra="evaluator:\n  slices: [[gender, age]]\n"))
+
+    assert [issue.path for issue in issues] == ["evaluator.slices[0]"]
+    assert "names gender, not declared under features" in issues[0].message
+    assert "uses the numeric feature(s) age: slice them by bands" in issues[0].message
+
+
+def test_the_config_model_itself_reports_cross_section_errors_by_path(write_pipeline):
+    # what the loader reports is what the model says when used directly (e.g. by a KFP component)
+    from pipeline.config import PipelineConfig
+
+    data = {"pipeline": {"name": "demo"}, "data": {"source": "x.csv", "split": {"key": "approved"}},
+            "features": {"label": "approved", "positive": "yes", "numeric": ["age"], "categorical": ["sex"]},
+            "evaluator": {"bands": {"sex": [1]}}}
+    with pytest.raises(ValidationError) as info:
+        PipelineConfig.model_validate(data)
+    assert [error["loc"] for error in info.value.errors()] == [("data", "split", "key"), ("evaluator", "bands", "sex")]

@@ -115,6 +115,18 @@ def test_wrong_type_or_value_fails(validator, quickstart, where, value):
     assert all(message.startswith(".".join(where)) for message in found), found
 
 
+def test_no_regression_on_a_metric_that_cannot_regress_fails(validator, quickstart):
+    # editors flag it as the loader does: example_count has no better or worse
+    gate = next(g for g in quickstart["evaluator"]["gates"] if "no_regression" in g)
+    gate["no_regression"] = "example_count"
+
+    found = errors(validator, quickstart)
+
+    assert found and all("no_regression" in message for message in found), found
+    gate["no_regression"] = "calibration"
+    assert errors(validator, quickstart) == []
+
+
 def test_missing_required_section_fails(validator, quickstart):
     del quickstart["features"]
 

@@ -198,3 +198,45 @@ def test_infer_schema_writes_a_schema_to_curate_and_never_overwrites_silently(co
     assert target.read_text().startswith("# curated by hand")
     assert main(["infer-schema", config_file, "-o", str(target), "--force"]) == 0
     assert not target.read_text().startswith("# curated by hand")
+
+
+_SLOW = """
+import sys, time
+import components.statistics_gen.core as core
+def slow(inputs, outputs, config, progress):
+    print("STATISTICS-STARTED", flush=True)
+    time.sleep(300)
+core.execute = slow
+from pipeline.cli import main
+sys.exit(main(["run", sys.argv[1], "--until", "ExampleValidator"]))
+"""
+
+
+@pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_is_recorded_as_cancelled_never_left_running(config_file, capsys, signal_name, exit_code):
+    import signal
+
+    from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+    process = subprocess.Popen([sys.executable, "-c", _SLOW, config_file], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if "STATISTICS-STARTED" in line:
+            break
+    process.send_signal(getattr(signal, signal_name))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == exit_code
+    assert f"StatisticsGen     CANCELLED" in out
+    assert f"the run was cancelled ({signal_name}); a local run is recorded as failed (cancelled)" in err
+    config = load_config(config_file)
+    lineage = Lineage(pipeline_dir(config))
+    [run] = lineage.runs("test")
+    assert run.status == "FAILED" and run.figures["cancelled"] == signal_name
+    executions = lineage.executions_of_run(lineage.run_context("test", run.run_id))
+    statistics = [e for e in executions if e.custom_properties["error"].string_value]
+    assert len(statistics) == 1 and statistics[0].last_known_state == mlmd.Execution.FAILED
+    assert statistics[0].custom_properties["error"].string_value == f"cancelled ({signal_name})"
+    run_file = json.load(open(os.path.join(pipeline_dir(config), run.run_id, RUN_FILE)))
+    assert run_file["status"] == "FAILED" and run_file["components"][1]["state"] == "failed"
+    assert main(["runs", config_file]) == 0
+    assert f"FAILED (cancelled, {signal_name})" in capsys.readouterr().out

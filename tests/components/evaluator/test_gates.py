@@ -8,6 +8,9 @@ from components.evaluator import gates
 from components.evaluator.core import read_validation
 from components.evaluator.eval_config import band_labels, build_eval_config, slicing_spec
 from pipeline.config import EvaluatorConfig, FeaturesConfig
+from pipeline.errors import ConfigError
+from pipeline.loader import parse_config
+from tests.conftest import pipeline_yaml
 
 FEATURES = FeaturesConfig(label="approved", positive="yes", numeric=["age"], categorical=["sex", "race"],
                           sensitive=["sex", "race"])
@@ -170,29 +173,76 @@ def test_a_gate_whose_slices_tfma_never_saw_fails():
     assert check.status == "fail" and "no slice" in check.detail
 
 
-def test_a_cached_verdict_is_reused_only_while_the_same_model_serves(tmp_path):
-    import json
+def test_no_regression_on_calibration_checks_the_distance_from_one():
+    evaluator = EvaluatorConfig.model_validate({"gates": [{"no_regression": "calibration", "max_drop": 0.02}]})
+    baseline = [_row("overall", [], 3000, calibration=0.96)]  # 0.04 from 1.0
 
-    from components.evaluator.core import cache_material, serving_model
-    from components.pusher.versions import MANIFEST_FILE, model_sha256
-    from pipeline.config import PusherConfig
+    def check(candidate: float):
+        [found] = gates.evaluate(evaluator, [_row("overall", [], 3000, calibration=candidate)], baseline,
+                                 gates.TfmaValidation())
+        return found
 
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "saved_model.pb").write_bytes(b"candidate")
-    destination = tmp_path / "serving"
-    config = {"evaluator": EvaluatorConfig.model_validate({"gates": [GATES[5]]}),
-              "pusher": PusherConfig(destination=str(destination))}
-    nothing_serves = cache_material(config, {"model": str(model)})
-    assert nothing_serves == {"baseline": None}
+    # higher is not better: 1.05 is 0.05 from 1.0, within 0.04 + 0.02
+    assert check(1.05).status == "pass"
+    # nor is it worse: 1.07 drifted 0.07 away, more than 0.04 + 0.02, though it rose
+    assert check(1.07).status == "fail"
+    assert check(0.93).status == "fail"  # as far below as 1.07 is above
+    assert check(0.99).status == "pass"
+    failed = check(1.07)
+    assert failed.decided_by == "sluiceway" and failed.baseline == 0.96
+    assert failed.bound.startswith("|calibration - 1| <= 0.0600")
+    assert "distance from 1.0: 0.0700 vs baseline 0.0400" in failed.detail
+    relative = EvaluatorConfig.model_validate({"gates": [{"no_regression": "calibration", "max_drop": 0.5,
+                                                          "relative": True}]})
+    [found] = gates.evaluate(relative, [_row("overall", [], 3000, calibration=1.07)], baseline, gates.TfmaValidation())
+    assert found.status == "fail"  # 0.07 > 0.04 x 1.5
 
-    def serve(version: int, sha: str) -> None:
-        (destination / str(version)).mkdir(parents=True)
-        (destination / str(version) / MANIFEST_FILE).write_text(json.dumps({"version": version, "model_sha256": sha}))
 
-    serve(1, model_sha256(str(model)))  # this very model was pushed by the last run
-    assert serving_model(config, str(model)) is None
-    assert cache_material(config, {"model": str(model)}) == nothing_serves  # a rerun stays cached
-    serve(2, "another model")
-    assert serving_model(config, str(model)) == str(destination / "2")
-    assert cache_material(config, {"model": str(model)})["baseline"]["version"] == str(destination / "2")
+def test_calibration_regression_is_not_a_tfma_change_threshold():
+    # TFMA's change thresholds know only higher or lower is better: none is set for calibration,
+    # and TFMA's view of its slices does not decide the check
+    evaluator = EvaluatorConfig.model_validate({"gates": [
+        {"no_regression": "calibration", "max_drop": 0.02, "per": ["sex"]}, {"no_regression": "auc"}]})
+    config = build_eval_config(evaluator, FEATURES, "approved_binary", "transform_label", "scores", True)
+    assert not _gate_metric(config, "gate0_calibration").per_slice_thresholds
+    assert _gate_metric(config, "gate1_auc").per_slice_thresholds
+    candidate = [dict(r, metrics={"calibration": 1.01}) for r in ROWS]
+    baseline = [dict(r, metrics={"calibration": 1.0, "auc": 0.8}) for r in ROWS]
+    checks = gates.evaluate(evaluator, candidate, baseline, gates.TfmaValidation(missing={0: ["feature_keys: \"sex\""]}))
+    per_sex = {c.slice: (c.status, c.decided_by) for c in checks if c.gate.startswith("gates[0]")}
+    assert per_sex == {"sex=female": ("pass", "sluiceway"), "sex=male": ("pass", "sluiceway"),
+                       "sex=other": ("insufficient data", "sluiceway")}
+
+
+def test_no_regression_on_example_count_is_a_config_error_at_its_path():
+    text = pipeline_yaml("data.csv", extra="""\
+        evaluator:
+          gates:
+            - {metric: example_count, min: 1000}
+            - {no_regression: example_count, max_drop: 10}
+            - {no_regression: calibration, max_drop: 0.01}
+        """)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "pipeline.yaml")
+    [issue] = info.value.issues
+    assert issue.path == "evaluator.gates[1].no_regression"
+    assert issue.message.startswith("example_count cannot regress")
+    assert "expected one of auc, accuracy, precision, recall, f1, calibration" in issue.message
+
+
+def test_threshold_metrics_are_computed_and_gated_at_the_configured_decision_threshold():
+    evaluator = EvaluatorConfig.model_validate({"decision_thresholds": [0.3, 0.5], "gates": [
+        {"metric": "accuracy", "min": 0.6}, {"metric": "auc", "min": 0.7}, {"no_regression": "f1"},
+        {"fairness": "positive_rate", "feature": "sex", "max_gap": 0.1, "threshold": 0.5}]})
+    config = build_eval_config(evaluator, FEATURES, "approved_binary", "transform_label", "scores", True)
+    by_class = {m.class_name: m.config for m in config.metrics_specs[0].metrics if '"name": "gate' not in m.config}
+    # TFMA's classes default to 0.5: the configured threshold is passed to each
+    assert by_class["BinaryAccuracy"] == '{"threshold": 0.3}'
+    assert by_class["Precision"] == by_class["Recall"] == by_class["F1Score"] == '{"thresholds": [0.3]}'
+    assert by_class["AUC"] == by_class["Calibration"] == ""
+    assert '"threshold": 0.3' in _gate_metric(config, "gate0_accuracy").config
+    assert '"thresholds": [0.3]' in _gate_metric(config, "gate2_f1").config
+    assert '"thresholds": [0.5]' in _gate_metric(config, "gate3_positive_rate").config  # its own threshold
+    checks = gates.evaluate(evaluator, ROWS, None, gates.TfmaValidation())
+    assert {c.metric for c in checks if c.gate.startswith("gates[0]")} == {"accuracy@0.3"}
+    assert {c.metric for c in checks if c.gate.startswith("gates[1]")} == {"auc"}
