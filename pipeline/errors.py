@@ -61,14 +61,14 @@ class DataValidationError(SluicewayError):
 
 
 class GateFailed(SluicewayError):
-    """The model failed a push gate: it is not pushed. The message lists each failed check.
+    """The Pusher was asked to push a model its blessing does not bless (its own check, whatever ran it).
 
-    Its exit code differs from every error's, so CI/CD can tell "the model is not good enough" from
-    "the pipeline broke". The evaluation and blessing outputs are complete and kept.
+    In a pipeline run a blocked model is not an error but the Evaluator's verdict (``blessed`` false,
+    see ``pipeline.specs.Verdict``): the Pusher is skipped and the CLI exits with the same code 5, so
+    CI/CD can tell "the model is not good enough" from "the pipeline broke".
     """
 
     exit_code = 5
-    outputs_complete = True
 
 
 class RunCancelled(BaseException):

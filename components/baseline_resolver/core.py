@@ -7,9 +7,11 @@ other component's; this component runs every time, and the Evaluator re-executes
 found (the version and its content fingerprint) changed.
 
 The artifact is one JSON file (``baseline.json``): ``{"serving": true, "version", "uri",
-"model_sha256"}``, or ``{"serving": false, "reason"}`` when there is no baseline: no destination,
-no no-regression gate to need one, nothing pushed yet, or the candidate itself is what serves (a
-rerun after its push compares with nothing, as the run before the push did).
+"model_sha256"}``, or ``{"serving": false}`` when there is no baseline: no destination, no
+no-regression gate to need one, nothing pushed yet, or the candidate itself is what serves (a rerun
+after its push compares with nothing, as the run before the push did). The file holds only what the
+Evaluator's result depends on, so every "no baseline" is the same content and keeps the Evaluator
+cached; why there is none is in the figures (``no_baseline_because``) and the progress line.
 """
 
 from __future__ import annotations
@@ -37,17 +39,19 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
         SluicewayError: A URL destination cannot be read.
     """
     record = resolve(config["pusher"], config["evaluator"], inputs["model"])
+    reason = record.pop("reason", None)
     os.makedirs(os.path.dirname(outputs["baseline"]) or ".", exist_ok=True)
     atomic_write_json(outputs["baseline"], record, indent=2, sort_keys=True)
     if record["serving"]:
         progress(f"the model serving now is version {record['version']} ({record['uri']})")
         return {"baseline": str(record["version"])}
-    progress(f"no baseline: {record['reason']}")
-    return {"baseline": "none"}
+    progress(f"no baseline: {reason}")
+    return {"baseline": "none", "no_baseline_because": reason}
 
 
 def resolve(pusher: PusherConfig, evaluator: EvaluatorConfig, candidate_dir: str) -> dict:
-    """The serving model as a baseline record (see the module's docstring)."""
+    """The serving model as a baseline record (see the module's docstring), with a ``reason`` when
+    there is none."""
     destination = pusher.destination
     if not destination:
         return {"serving": False, "reason": "pusher.destination is not set"}

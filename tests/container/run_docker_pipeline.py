@@ -1,6 +1,6 @@
 """The quickstart with every component in sluiceway's image (``sluiceway run --runner docker``), then
-in-process (``sluiceway run``), and their outputs compared: same splits, same schema, pushed (or
-blocked) the same way, same eval AUC.
+in-process (``sluiceway run``), and their outputs compared: the same state for every component, same
+splits, same schema, pushed (or blocked) the same way, same eval AUC.
 
 Needs ``DOCKER_HOST`` (``tests/container/setup_podman.sh`` prints it) and the image
 (``tests/container/build_image.sh``, i.e. ``sluiceway build-image``).
@@ -59,13 +59,15 @@ def docker_outputs(kfp_root: str) -> dict:
         result["figures"][task] = metrics
     result["schema"] = _read_schema(os.path.join(run, "schema-gen", "schema"))
     result["tasks_done"] = sorted(result["figures"])
+    with open(os.path.join(run, "run.json"), encoding="utf-8") as handle:   # what the dispatcher recorded
+        result["states"] = {c["name"]: c["state"] for c in json.load(handle)["components"]}
     return result
 
 
 def local_outputs(run_json: str) -> dict:
     with open(run_json, encoding="utf-8") as handle:
         run = json.load(handle)
-    result = {"figures": {}, "status": run["status"]}
+    result = {"figures": {}, "status": run["status"], "states": {c["name"]: c["state"] for c in run["components"]}}
     for component in run["components"]:
         result["figures"][component["name"]] = component["figures"]
         if component["name"] == "SchemaGen":
@@ -117,6 +119,7 @@ def main() -> int:
     docker = docker_outputs(kfp_root)
     report["docker_dir"] = docker["dir"]
     report["docker_tasks_done"] = docker["tasks_done"]
+    report["docker_states"] = docker["states"]
     report["docker_pushed"] = sorted(os.listdir(config.pusher.destination))
     if not args.no_local:
         start = time.monotonic()
@@ -126,7 +129,9 @@ def main() -> int:
         here = local_outputs(os.path.join(run_dirs[-1], "run.json"))
         report["local_exit"] = code
         report["local_pushed"] = sorted(os.listdir(local_config.pusher.destination))
+        report["local_states"] = here["states"]
         checks = {
+            "states": docker["states"] == here["states"],
             "splits": all(docker["figures"]["example-gen"].get(k) == here["figures"]["ExampleGen"].get(k)
                           for k in ("rows_train", "rows_eval", "rows_test", "rows")),
             "schema": docker["schema"] == here["schema"],
