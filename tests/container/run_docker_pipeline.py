@@ -1,6 +1,7 @@
 """The quickstart with every component in sluiceway's image (``sluiceway run --runner docker``), then
 in-process (``sluiceway run``), and their outputs compared: the same state for every component, same
-splits, same schema, pushed (or blocked) the same way, same eval AUC.
+splits, same schema, pushed (or blocked) the same way, same eval AUC. Then a model the gates block,
+in the image: the Evaluator completes, the Pusher is skipped, the command exits 5, nothing is pushed.
 
 Needs ``DOCKER_HOST`` (``tests/container/setup_podman.sh`` prints it) and the image
 (``tests/container/build_image.sh``, i.e. ``sluiceway build-image``).
@@ -28,8 +29,9 @@ sys.path.insert(0, REPO)
 QUICKSTART = os.path.join(REPO, "examples", "quickstart", "pipeline.yaml")
 
 
-def write_yaml(workdir: str, name: str, data: str) -> str:
-    """The quickstart YAML with absolute paths and its own root and push destination under workdir."""
+def write_yaml(workdir: str, name: str, data: str, gates: list | None = None) -> str:
+    """The quickstart YAML with absolute paths and its own root and push destination under workdir
+    (and other gates, when given)."""
     import yaml
 
     with open(QUICKSTART, encoding="utf-8") as handle:
@@ -40,6 +42,8 @@ def write_yaml(workdir: str, name: str, data: str) -> str:
     if doc.get("validation", {}).get("schema"):
         doc["validation"]["schema"] = os.path.normpath(os.path.join(here, doc["validation"]["schema"]))
     doc["pusher"]["destination"] = os.path.join(workdir, name, "serving", "credit")
+    if gates is not None:
+        doc["evaluator"]["gates"] = gates
     path = os.path.join(workdir, f"{name}.yaml")
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(doc, handle, sort_keys=False)
@@ -87,6 +91,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=".container-state/quickstart")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--no-local", action="store_true", help="skip the in-process run and the comparison")
+    parser.add_argument("--no-blocked", action="store_true", help="skip the run of a model the gates block")
     args = parser.parse_args()
     if not os.environ.get("DOCKER_HOST"):
         parser.error("DOCKER_HOST is not set: eval the exports tests/container/setup_podman.sh prints")
@@ -99,7 +104,7 @@ def main() -> int:
     if not os.path.exists(data):
         subprocess.run([sluiceway, "generate-data", "-o", data, "--rows", str(args.rows), "--seed", "7"], check=True)
 
-    for name in ("docker", "local"):   # fresh outputs and push destinations: no baseline, no cache
+    for name in ("docker", "local", "blocked"):   # fresh outputs and push destinations: no baseline, no cache
         shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
     from pipeline.loader import load_config
@@ -141,6 +146,19 @@ def main() -> int:
             report[f"trainer_{key}"] = {"docker": docker["figures"].get("trainer", {}).get(key),
                                         "local": here["figures"].get("Trainer", {}).get(key)}
         report["checks"] = checks
+    if not args.no_blocked:
+        blocked_file = write_yaml(workdir, "blocked", data, gates=[{"metric": "auc", "min": 0.99}])
+        blocked_config = load_config(blocked_file)
+        start = time.monotonic()
+        code = subprocess.run([sluiceway, "run", blocked_file, "--runner", "docker"]).returncode
+        report["blocked_seconds"] = round(time.monotonic() - start, 1)
+        states = docker_outputs(os.path.join(blocked_config.pipeline.root, blocked_config.pipeline.name,
+                                             "kfp-docker"))["states"]
+        report["blocked_exit"], report["blocked_states"] = code, states
+        destination = blocked_config.pusher.destination
+        report.setdefault("checks", {})["blocked"] = (
+            code == 5 and states.get("Evaluator") == "executed" and states.get("Pusher") == "skipped"
+            and not (os.path.isdir(destination) and os.listdir(destination)))
     print(json.dumps(report, indent=2))
     return 0 if failed is None and all(report.get("checks", {}).values()) else 1
 
