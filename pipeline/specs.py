@@ -310,7 +310,7 @@ EXAMPLE_GEN = ComponentSpec(
     doc="Reads the data source and writes gzip TFRecords of tf.Example per split.",
     sections=("data", "features"),
     outputs={"examples": EXAMPLES},
-    cache_files="components.example_gen.core:external_files",
+    cache_files="components.example_gen.sources:cache_files",
     summary=("rows",),
 )
 STATISTICS_GEN = ComponentSpec(

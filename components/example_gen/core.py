@@ -9,7 +9,6 @@ whole encoded row): the same row lands in the same split on every run and when r
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import hashlib
 import json
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from components.common.artifacts import split_file
 from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
+from components.example_gen.sources import source_files
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
 from pipeline.files import file_sha256
@@ -64,30 +64,6 @@ class ExampleGenResult:
     label_counts: dict[str, int]
 
 
-def source_files(data: DataConfig) -> list[str]:
-    """The files ``data.source`` names: a file, a folder (its files) or a glob, sorted.
-
-    Raises:
-        DataError: Nothing matches.
-    """
-    source = data.source
-    if "://" in source:
-        raise DataError(f"data.source: {source}: remote sources are read by the Kubeflow components; "
-                        "a local run expects a local path")
-    if os.path.isdir(source):
-        matches = [os.path.join(source, name) for name in os.listdir(source) if not name.startswith(".")]
-        matches = [m for m in matches if os.path.isfile(m)]
-    elif glob.has_magic(source):
-        matches = [m for m in glob.glob(source) if os.path.isfile(m)]
-    else:
-        if not os.path.exists(source):
-            raise DataError(f"data.source: {source}: no such file; expected a CSV, Parquet or TFRecord file, a folder or a glob")
-        matches = [source]
-    if not matches:
-        raise DataError(f"data.source: {source}: no files match")
-    return sorted(matches)
-
-
 def file_format(path: str, declared: str) -> str:
     """The format of ``path``: ``declared`` unless it is ``auto``, else decided by extension."""
     if declared != "auto":
@@ -102,11 +78,6 @@ def file_format(path: str, declared: str) -> str:
         f"{path}: unknown data format; expected a file ending in .csv, .csv.gz, .parquet, .tfrecord or .tfrecord.gz, "
         "or set data.format to csv, parquet or tfrecord"
     )
-
-
-def external_files(config: Mapping[str, Section]) -> list[str]:
-    """The files whose content the cache fingerprints for this component."""
-    return source_files(config["data"])
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import textwrap
@@ -135,3 +136,28 @@ def test_a_change_to_the_trainer_invalidates_the_evaluator_but_not_example_gen(t
     _edit(root, "components/trainer/core.py")
     assert code_version("components.evaluator.core", root=root) != evaluator
     assert code_version("components.example_gen.core", root=root) == example_gen
+
+
+def test_the_fast_import_scan_finds_what_a_full_parse_finds_in_every_sluiceway_module():
+    """code_version parses only the import statements (a cached rerun computes it for every
+    component); on sluiceway's own code that must find exactly what parsing whole modules finds."""
+    import ast
+
+    from pipeline.code_version import _import_statements, _parse_imports, source_root
+
+    root = source_root()
+    checked = 0
+    for top in ("pipeline", "components"):
+        for folder, _, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                source = open(path, encoding="utf-8").read()
+                package = os.path.relpath(folder, root).replace(os.sep, ".")
+                full = sorted(_parse_imports(package, ast.parse(source)))
+                fast = sorted(n for statement in _import_statements(source)
+                              for n in _parse_imports(package, ast.parse(statement)))
+                assert fast == full, path
+                checked += 1
+    assert checked > 40
