@@ -53,6 +53,33 @@ def tree_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def tree_listing(path: str | os.PathLike) -> dict[str, int]:
+    """Every file under a folder (relative path with '/') and its size in bytes; a file lists itself
+    as ``""``. What the cache records beside ``tree_sha256`` to say what changed in a damaged output."""
+    top = os.fspath(path)
+    if os.path.isfile(top):
+        return {"": os.path.getsize(top)}
+    listing = {}
+    for root, dirs, names in os.walk(top):
+        dirs.sort()
+        for name in sorted(names):
+            file_path = os.path.join(root, name)
+            listing[os.path.relpath(file_path, top).replace(os.sep, "/")] = os.path.getsize(file_path)
+    return listing
+
+
+def listing_difference(recorded: dict[str, int], found: dict[str, int]) -> str | None:
+    """The first way ``found`` differs from ``recorded`` (a ``tree_listing``), in words, or ``None``."""
+    for name, size in recorded.items():
+        shown = name or "the file"
+        if name not in found:
+            return f"{shown} is missing"
+        if found[name] != size:
+            return f"{shown} is {found[name]:,} bytes, was {size:,}"
+    extra = sorted(set(found) - set(recorded))
+    return f"{extra[0]} was added" if extra else None
+
+
 def files_sha256(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
     """A fingerprint of some files under ``root``: their relative paths and contents.
 

@@ -1,17 +1,18 @@
 """Lineage of local runs in ML Metadata (ml-metadata's SQLite store, as TFX keeps it locally).
 
 Records every run as a context, every component execution (executed, cached or failed) with its
-cache key and figures, and every artifact with its URI and fingerprint. The local runner's cache is
-a query over these records: a COMPLETE execution of the same component with the same cache key
-whose output artifacts are LIVE and still on disk.
+cache key and figures, and every artifact with its URI, content fingerprint and file listing. The
+local runner's cache is a query over these records: a COMPLETE execution of the same component with
+the same cache key whose output artifacts are LIVE and, on disk, still what was recorded.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -36,6 +37,7 @@ class StoredArtifact:
     type_name: str
     uri: str
     fingerprint: str
+    files: dict[str, int] | None = field(default=None, compare=False)  # relative path -> size, when recorded
 
 
 @dataclass(frozen=True)
@@ -133,18 +135,41 @@ class Lineage:
         return self.store.get_context_by_type_and_name(RUN_CONTEXT, f"{pipeline}/{run_id}")
 
     # -- executions --------------------------------------------------------------------------
-    def find_cached(self, component: str, cache_key: str) -> CacheHit | None:
-        """The newest COMPLETE execution of ``component`` with ``cache_key`` whose outputs still exist."""
+    def find_cached(self, component: str, cache_key: str,
+                    verify: Callable[[StoredArtifact], str | None] = lambda _: None,
+                    rejected: Callable[[str, str, str], None] = lambda *_: None) -> CacheHit | None:
+        """The newest COMPLETE execution of ``component`` with ``cache_key`` whose outputs are intact.
+
+        Args:
+            verify: Says what is wrong with an output on disk (``None``: intact). An execution with a
+                damaged output is never reused again: its artifacts are marked ABANDONED.
+            rejected: Told (run id, output name, what is wrong) of each execution passed over.
+        """
         self._execution_type(component)
         candidates = [e for e in self.store.get_executions_by_type(execution_type_name(component))
                       if e.last_known_state == mlmd.Execution.COMPLETE
                       and e.custom_properties["cache_key"].string_value == cache_key]
         for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
             outputs = self._outputs_of(execution.id)
-            if outputs and all(os.path.exists(a.uri) for a in outputs.values()):
-                figures = {k: v for k, v in _get(execution.custom_properties).items() if k not in _BOOKKEEPING}
-                return CacheHit(execution.id, execution.custom_properties["run_id"].string_value, outputs, figures)
+            if not outputs:
+                continue
+            run_id = execution.custom_properties["run_id"].string_value
+            problem = next(((name, found) for name, artifact in outputs.items()
+                            if (found := ("it is gone" if not os.path.exists(artifact.uri) else verify(artifact)))),
+                           None)
+            if problem is not None:
+                rejected(run_id, *problem)
+                self._abandon(list(outputs.values()))
+                continue
+            figures = {k: v for k, v in _get(execution.custom_properties).items() if k not in _BOOKKEEPING}
+            return CacheHit(execution.id, run_id, outputs, figures)
         return None
+
+    def _abandon(self, artifacts: list[StoredArtifact]) -> None:
+        stored = self.store.get_artifacts_by_id([a.id for a in artifacts])
+        for artifact in stored:
+            artifact.state = mlmd.Artifact.ABANDONED
+        self.store.put_artifacts(stored)
 
     def _outputs_of(self, execution_id: int) -> dict[str, StoredArtifact]:
         events = [e for e in self.store.get_events_by_execution_ids([execution_id]) if e.type == mlmd.Event.OUTPUT]
@@ -157,9 +182,10 @@ class Lineage:
             artifact = by_id[event.artifact_id]
             if artifact.state != mlmd.Artifact.LIVE:
                 return {}
+            files = artifact.custom_properties["files"].string_value if "files" in artifact.custom_properties else ""
             outputs[event.path.steps[0].key] = StoredArtifact(
                 artifact.id, type_names[artifact.type_id], artifact.uri,
-                artifact.custom_properties["fingerprint"].string_value)
+                artifact.custom_properties["fingerprint"].string_value, json.loads(files) if files else None)
         return outputs
 
     def record_skipped(self, component: str, run: mlmd.Context, *, run_id: str, reason: str) -> None:
@@ -188,7 +214,8 @@ class Lineage:
 
         Args:
             state: ``COMPLETE``, ``CACHED`` or ``FAILED``.
-            new_outputs: Output name -> (type, uri, fingerprint) of artifacts this execution wrote.
+            new_outputs: Output name -> (type, uri, content fingerprint, file listing) of artifacts this
+                execution wrote.
             reused_outputs: Output name -> artifacts an earlier execution wrote (a cache hit).
             properties: Figures and facts shown by ``sluiceway runs`` and lineage queries.
 
@@ -204,18 +231,19 @@ class Lineage:
         for name, stored in inputs.items():
             pairs.append((existing[stored.id], _event(mlmd.Event.INPUT, name)))
         fresh = {}
-        for name, (artifact_type, uri, fingerprint) in new_outputs.items():
+        for name, (artifact_type, uri, fingerprint, files) in new_outputs.items():
             artifact = mlmd.Artifact(type_id=self._artifact_type(artifact_type), uri=uri, state=mlmd.Artifact.LIVE)
-            _set(artifact.custom_properties, {"fingerprint": fingerprint, "run_id": run_id, "producer": component})
-            fresh[name] = (artifact, artifact_type.name, uri, fingerprint)
+            _set(artifact.custom_properties, {"fingerprint": fingerprint, "run_id": run_id, "producer": component,
+                                              "files": json.dumps(files, sort_keys=True)})
+            fresh[name] = (artifact, artifact_type.name, uri, fingerprint, files)
             pairs.append((artifact, _event(mlmd.Event.OUTPUT, name)))
         for name, stored in reused_outputs.items():
             pairs.append((existing[stored.id], _event(mlmd.Event.OUTPUT, name)))
         _, artifact_ids, _ = self.store.put_execution(execution, pairs, [run], reuse_context_if_already_exist=True,
                                                       force_reuse_context=True)
         outputs = dict(reused_outputs)
-        for index, (name, (_, type_name, uri, fingerprint)) in enumerate(fresh.items(), start=len(inputs)):
-            outputs[name] = StoredArtifact(artifact_ids[index], type_name, uri, fingerprint)
+        for index, (name, (_, type_name, uri, fingerprint, files)) in enumerate(fresh.items(), start=len(inputs)):
+            outputs[name] = StoredArtifact(artifact_ids[index], type_name, uri, fingerprint, files)
         return outputs
 
 

@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Mapping
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
 from pipeline.errors import ComponentFailed, RunCancelled, SluicewayError
-from pipeline.files import atomic_write_json, file_sha256, tree_sha256
+from pipeline.files import atomic_write_json, file_sha256, listing_difference, tree_listing, tree_sha256
 from pipeline.lineage import Lineage, StoredArtifact
 from pipeline.specs import COMPONENTS, ComponentSpec, Components
 
@@ -190,7 +190,10 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
                 inputs = {name: artifacts[(ref.component, ref.output)] for name, ref in spec.inputs.items()
                           if (ref.component, ref.output) in artifacts}
                 key = cache_key(spec, config, inputs)
-                hit = lineage.find_cached(spec.name, key) if use_cache and spec.cache else None
+                hit = None
+                if use_cache and spec.cache:
+                    hit = lineage.find_cached(spec.name, key, verify_output, lambda run, output, problem: echo(
+                        f"{label}  not reused: output '{output}' of run {run} changed on disk ({problem})"))
                 if hit is not None:
                     outputs = lineage.record_execution(
                         spec.name, run, state="CACHED", cache_key=key, run_id=run_id, inputs=inputs, new_outputs={},
@@ -315,15 +318,31 @@ def _input_path(components: Components, spec: ComponentSpec, name: str, artifact
 
 
 def _commit(spec: ComponentSpec, temp_dirs: Mapping[str, str], component_dir: str):
-    """Renames each output into place; its fingerprint is a hash of its content, so a consumer's cache
-    key changes only when what it reads changed (a resolver that found the same model again)."""
+    """Renames each output into place, with its content recorded: its files and their sizes, and a
+    hash of the whole as its fingerprint, so a consumer's cache key changes only when what it reads
+    changed (a resolver that found the same model again), and a cache hit can check the output is
+    still what was written."""
     final = {}
     for name, artifact_type in spec.outputs.items():
         target = os.path.join(component_dir, name)
-        fingerprint = tree_sha256(temp_dirs[name])
+        fingerprint, listing = tree_sha256(temp_dirs[name]), tree_listing(temp_dirs[name])
         os.rename(temp_dirs[name], target)
-        final[name] = (artifact_type, target, fingerprint)
+        final[name] = (artifact_type, target, fingerprint, listing)
     return final
+
+
+def verify_output(artifact: StoredArtifact) -> str | None:
+    """What changed in a committed output since it was recorded, or ``None`` when it is intact: its
+    file list and sizes first (to say what), then its content hash. Outputs recorded without a file
+    listing (by an older sluiceway) are checked for existence only."""
+    if artifact.files is None:
+        return None
+    difference = listing_difference(artifact.files, tree_listing(artifact.uri))
+    if difference:
+        return difference
+    if tree_sha256(artifact.uri) != artifact.fingerprint:
+        return "its content differs from what was written, though no file changed size"
+    return None
 
 
 def _discard(temp_dirs: Mapping[str, str]) -> None:

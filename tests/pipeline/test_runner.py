@@ -240,3 +240,38 @@ def test_an_interrupted_run_is_recorded_as_cancelled_never_left_running(config_f
     assert run_file["status"] == "FAILED" and run_file["components"][1]["state"] == "failed"
     assert main(["runs", config_file]) == 0
     assert f"FAILED (cancelled, {signal_name})" in capsys.readouterr().out
+
+
+def test_a_damaged_cached_output_is_reported_and_its_component_re_executes(config_file):
+    config = load_config(config_file)
+    first = run_pipeline(config, config_file, until=UNTIL, echo=_quiet)
+    stats = os.path.join(first.outcome("StatisticsGen").outputs["statistics"], "Split-eval", "FeatureStats.pb")
+    size = os.path.getsize(stats)
+    with open(stats, "r+b") as handle:   # truncated, as a full disk or a killed copy leaves it
+        handle.truncate(size // 2)
+    lines: list[str] = []
+    second = run_pipeline(config, config_file, until=UNTIL, echo=lines.append)
+    assert _states(second)["ExampleGen"] == "cached" and _states(second)["StatisticsGen"] == "executed"
+    assert any(f"not reused: output 'statistics' of run {first.run_id} changed on disk "
+               f"(Split-eval/FeatureStats.pb is {size // 2:,} bytes, was {size:,})" in line for line in lines)
+    # the damaged execution is never offered again; the next run reuses the repaired outputs
+    third = run_pipeline(config, config_file, until=UNTIL, echo=_quiet)
+    assert set(_states(third).values()) == {"cached"}
+    assert third.outcome("StatisticsGen").reused_from == second.run_id
+
+    # a change that keeps every size is caught by the content hash
+    schema = os.path.join(third.outcome("SchemaGen").outputs["schema"], "schema.pbtxt")
+    text = open(schema).read()
+    open(schema, "w").write(text.replace("feature", "featurE", 1))
+    lines.clear()
+    fourth = run_pipeline(config, config_file, until=UNTIL, echo=lines.append)
+    assert _states(fourth)["StatisticsGen"] == "cached" and _states(fourth)["SchemaGen"] == "executed"
+    assert any("output 'schema'" in line and "content differs" in line for line in lines)
+    assert open(os.path.join(fourth.outcome("SchemaGen").outputs["schema"], "schema.pbtxt")).read() == text
+    # and a deleted split by the file list
+    examples = first.outcome("ExampleGen").outputs["examples"]
+    os.remove(os.path.join(examples, "Split-eval", "data-00000-of-00001.tfrecord.gz"))
+    lines.clear()
+    fifth = run_pipeline(config, config_file, until=UNTIL, echo=lines.append)
+    assert _states(fifth)["ExampleGen"] == "executed"
+    assert any("Split-eval/data-00000-of-00001.tfrecord.gz is missing" in line for line in lines)
