@@ -17,8 +17,8 @@ from typing import Callable
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import RunCancelled, SluicewayError
-from pipeline.runner import (Blocked, ComponentOutcome, RunResult, condition_holds, format_figures, new_run_id,
-                             pipeline_dir, typed_figures, write_run_file)
+from pipeline.runner import (ComponentOutcome, RunResult, format_figures, negative_verdicts, new_run_id, pipeline_dir,
+                             skip_reason, typed_figures, write_run_file)
 from pipeline.specs import COMPONENTS, Components
 
 KFP_LOCAL_DIR = "kfp-local"
@@ -114,7 +114,7 @@ def _run_tasks(config: PipelineConfig, config_file: str, image: str, root: str, 
     for index, spec in enumerate(specs, start=1):
         outcome = outcomes[spec.name]
         label = f"[{index}/{len(specs)}] {spec.name.ljust(width)}"
-        reason = condition_holds(spec, outcomes)
+        reason = skip_reason(spec, outcomes)
         if reason is not None:
             outcome.state, outcome.skipped_because = "skipped", reason
             echo(f"{label}  skipped  ({reason})")
@@ -152,9 +152,7 @@ def _run_tasks(config: PipelineConfig, config_file: str, image: str, root: str, 
         outcome.outputs = {name: outputs[name].path for name, kind in spec.outputs.items()
                            if not kind.by_value and name in outputs}
         echo(f"{label}  done     {outcome.seconds:6.1f}s  {format_figures(outcome.figures)}")
-    blocked = [Blocked(spec.name, str(outcomes[spec.name].figures.get(spec.verdict.reason) or ""), spec.verdict.exit_code)
-               for spec in specs if spec.verdict and outcomes[spec.name].state == "executed"
-               and not outcomes[spec.name].figures.get(spec.verdict.parameter)]
+    blocked = negative_verdicts(specs, outcomes)
     result = RunResult(run_id, run_dir, "FAILED" if failure else "BLOCKED" if blocked else "SUCCEEDED",
                        list(outcomes.values()), blocked)
     os.makedirs(run_dir, exist_ok=True)

@@ -121,7 +121,7 @@ def typed_figures(spec: ComponentSpec, figures: Mapping[str, object]) -> dict:
     return out
 
 
-def condition_holds(spec: ComponentSpec, outcomes: Mapping[str, ComponentOutcome]) -> str | None:
+def skip_reason(spec: ComponentSpec, outcomes: Mapping[str, ComponentOutcome]) -> str | None:
     """Why ``spec`` must be skipped, or ``None`` when it may run."""
     for condition in spec.run_if:
         outcome = outcomes.get(condition.component)
@@ -137,6 +137,13 @@ def condition_holds(spec: ComponentSpec, outcomes: Mapping[str, ComponentOutcome
         if outcomes.get(name) is not None and outcomes[name].state == "skipped":
             return f"{name} was skipped"
     return None
+
+
+def negative_verdicts(specs: Components, outcomes: Mapping[str, ComponentOutcome]) -> list[Blocked]:
+    """The verdicts of completed components (executed or reused) that came out false, in order."""
+    return [Blocked(spec.name, str(outcomes[spec.name].figures.get(spec.verdict.reason) or ""), spec.verdict.exit_code)
+            for spec in specs if spec.verdict and outcomes[spec.name].state in ("executed", "cached")
+            and not outcomes[spec.name].figures.get(spec.verdict.parameter)]
 
 
 def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = True,
@@ -181,7 +188,7 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
             label = f"[{index}/{len(specs)}] {spec.name.ljust(width)}"
             started = time.monotonic()
             try:
-                reason = condition_holds(spec, outcomes)
+                reason = skip_reason(spec, outcomes)
                 if reason is not None:
                     outcome.state, outcome.skipped_because = "skipped", reason
                     lineage.record_skipped(spec.name, run, run_id=run_id, reason=reason)
@@ -223,10 +230,7 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
                 break
             for name, artifact in outputs.items():
                 artifacts[(spec.name, name)] = artifact
-        blocked = [Blocked(spec.name, str(outcomes[spec.name].figures.get(spec.verdict.reason) or ""),
-                           spec.verdict.exit_code)
-                   for spec in specs if spec.verdict and outcomes[spec.name].state in ("executed", "cached")
-                   and not outcomes[spec.name].figures.get(spec.verdict.parameter)]
+        blocked = negative_verdicts(specs, outcomes)
         status = "FAILED" if failure else "BLOCKED" if blocked else "SUCCEEDED"
         figures = {f"{o.name}.{k}": v for o in outcomes.values() for k, v in o.figures.items()}
         figures.update({state: sum(o.state == state for o in outcomes.values())

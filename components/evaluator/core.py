@@ -15,8 +15,7 @@ from typing import Any, Callable, Mapping
 from components.baseline_resolver.core import read_baseline
 from components.common.artifacts import split_file
 from components.evaluator import gates, report
-from components.evaluator.eval_config import (BASELINE, CANDIDATE, CONFUSION_MATRICES, FAIRNESS_METRICS, METRICS,
-                                              build_eval_config, fairness_key, gate_index)
+from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATRICES, build_eval_config, gate_index
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
 from pipeline.files import atomic_write_text
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE

@@ -29,17 +29,8 @@ from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig, Metri
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 
-# Views of the metric table: YAML name -> TFMA key, and the Fairness Indicators rates.
-METRICS = {m.name: m.tfma_key for m in table.METRICS if not m.rate}
-FAIRNESS_METRICS = table.FAIRNESS_RATES
-
 CONFUSION_MATRICES = "confusion_matrices"  # for the ROC curve and confusion matrix shown by Kubeflow
 ROC_THRESHOLDS = tuple(i / 20 for i in range(21))
-
-
-def fairness_key(metric: str, threshold: float) -> str:
-    """TFMA's key of a Fairness Indicators metric at a decision threshold."""
-    return table.metric(metric).tfma_key_at(threshold)
 
 
 def decision_threshold(evaluator: EvaluatorConfig, gate=None) -> float:
