@@ -47,6 +47,8 @@ _EXTENSIONS = {
     ".gz": None,
 }
 _PROGRESS_SECONDS = 5.0
+# The longest header line read: Python's csv module refuses fields over 131,072 characters anyway.
+_HEADER_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -253,24 +255,37 @@ def _read_csv(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> It
     read_options = pa_csv.ReadOptions(block_size=max(1 << 20, batch_rows * 128), use_threads=False)
     convert = pa_csv.ConvertOptions(column_types=columns, include_columns=list(columns), null_values=_NULL_VALUES,
                                     strings_can_be_null=True, quoted_strings_can_be_null=True)
+    rows = 0
     try:
         reader = pa_csv.open_csv(pa.input_stream(path, compression="detect"), read_options=read_options,
                                  convert_options=convert)
         for batch in reader:
+            rows += batch.num_rows
             yield batch
     except pa.ArrowInvalid as exc:
-        raise _csv_error(path, str(exc), header, columns) from None
+        raise _csv_error(path, str(exc), header, columns, read_options.block_size, rows) from None
+    except OSError as exc:  # pyarrow's decompressor: "Truncated compressed stream", bad gzip data
+        after = f" after {rows:,} rows" if rows else ""
+        raise DataError(f"{path}: the compressed data breaks off or is damaged{after} ({exc}); expected a complete "
+                        "gzip file (was it cut short while copying or downloading?)") from None
 
 
 def _csv_header(path: str) -> list[str]:
     try:
         with _open_text(path) as handle:
-            first = handle.readline()
+            first = handle.readline(_HEADER_LIMIT + 1)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read as CSV text: {exc}") from None
+    if len(first) > _HEADER_LIMIT:
+        raise DataError(f"{path}: line 1 is longer than {_HEADER_LIMIT:,} characters; expected a CSV header line "
+                        "of column names (is the file CSV text with line breaks?)")
     if not first.strip():
         raise DataError(f"{path}: the file is empty; expected a CSV header line and data rows")
-    return next(csv.reader([first]))
+    try:
+        return next(csv.reader([first]))
+    except csv.Error as exc:  # "field larger than field limit (131072)"
+        raise DataError(f"{path}: line 1 cannot be read as a CSV header ({exc}); expected a line of column "
+                        "names") from None
 
 
 def _open_text(path: str):
@@ -290,7 +305,8 @@ def _require_columns(path: str, present: list[str], columns: dict[str, pa.DataTy
                         f"(features / data.split.key); the file has: {shown}")
 
 
-def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa.DataType]) -> DataError:
+def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa.DataType], block_size: int,
+               rows: int) -> DataError:
     parse = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", message)
     if parse:
         line, expected, got = parse.groups()
@@ -303,8 +319,13 @@ def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa
         name = header[int(index)] if int(index) < len(header) else f"#{index}"
         line = int(row) if row else _find_line(path, int(index), value)
         where = f"line {line}: " if line else ""
-        return DataError(f"{path}: {where}column '{name}' has the value '{value}'; expected a number "
+        shown = value if len(value) <= 60 else f"{value[:60]}... ({len(value):,} characters)"
+        return DataError(f"{path}: {where}column '{name}' has the value '{shown}'; expected a number "
                          "(it is declared under features.numeric)")
+    if "straddling object" in message:  # a row (or an unclosed quote) longer than the block pyarrow parses
+        return DataError(f"{path}: a row after the first {rows:,} rows is too long to parse (over {block_size:,} "
+                         "bytes, the CSV reader's block size, set by data.batch_rows); expected rows of ordinary "
+                         "length (look for a huge field or a quote that is never closed)")
     return DataError(f"{path}: cannot parse as CSV: {message}")
 
 
@@ -312,10 +333,13 @@ def _find_line(path: str, column: int, value: str) -> int | None:
     """The line number of the first row whose ``column`` holds ``value`` (slow path, errors only)."""
     if column < 0:
         return None
-    with _open_text(path) as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if len(row) > column and row[column] == value:
-                return number
+    try:
+        with _open_text(path) as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if len(row) > column and row[column] == value:
+                    return number
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError):  # the line number is a nicety: give up on it
+        return None
     return None
 
 
@@ -335,12 +359,23 @@ def _read_parquet(path: str, columns: dict[str, pa.DataType], batch_rows: int) -
                             "(it is declared under features.numeric)")
     if parquet.metadata.num_rows == 0:
         raise DataError(f"{path}: has a schema but no rows; expected at least one data row")
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns)):
+    rows = 0
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
+    while True:
         try:
-            yield pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(n)).cast(t)
-                                              for n, t in columns.items()], schema=target)
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as exc:  # damaged pages: "Corrupt snappy compressed data", bad thrift
+            raise DataError(f"{path}: the Parquet data is damaged after {rows:,} rows ({exc}); expected a complete, "
+                            "uncorrupted Parquet file") from None
+        if batch is None:
+            return
+        try:
+            converted = pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(n)).cast(t)
+                                                    for n, t in columns.items()], schema=target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise DataError(f"{path}: cannot convert the columns to the declared types: {exc}") from None
+        rows += batch.num_rows
+        yield converted
 
 
 def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
