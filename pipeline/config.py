@@ -132,6 +132,10 @@ class DataConfig(Section):
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
     batch_rows: int = Field(65536, strict=True, ge=1024, le=1_048_576, description="Rows per record batch when reading.")
+    non_finite: Literal["fail", "missing"] = Field(
+        "fail", description="A numeric value that is inf, -inf or NaN: 'fail' stops ExampleGen with a data error naming "
+        "the column and count; 'missing' reads it as a missing value (with a warning)."
+    )
 
 
 class FeaturesConfig(Section):
@@ -200,6 +204,10 @@ class ValidationConfig(Section):
     )
     on_anomaly: Literal["fail", "warn"] = Field(
         "fail", description="'fail' stops the run before training when anomalies are found; 'warn' reports them and goes on."
+    )
+    on_constant: Literal["warn", "fail"] = Field(
+        "warn", description="A feature with one value in every train row, or missing in every train row: 'warn' reports "
+        "it and goes on; 'fail' stops SchemaGen with a data error naming the features."
     )
     drift: ComparatorThresholds = Field(
         default_factory=ComparatorThresholds,

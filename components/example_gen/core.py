@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
@@ -59,11 +59,13 @@ class ExampleGenResult:
         rows: Rows written per split.
         files: The source files read.
         label_counts: Rows per label value, over all splits.
+        non_finite: Non-finite numbers read as missing per column (``data.non_finite: missing``).
     """
 
     rows: dict[str, int]
     files: list[str]
     label_counts: dict[str, int]
+    non_finite: dict[str, int] = field(default_factory=dict)
 
 
 def file_format(path: str, declared: str) -> str:
@@ -89,6 +91,9 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     figures = {f"rows_{split}": count for split, count in result.rows.items()}
     figures["rows"] = sum(result.rows.values())
     figures["files"] = len(result.files)
+    figures["non_finite_as_missing"] = sum(result.non_finite.values())
+    if result.non_finite:
+        progress(f"WARNING: {_non_finite_text(result.non_finite)} read as missing values (data.non_finite: missing)")
     return figures
 
 
@@ -115,6 +120,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
     bounds = _split_bounds(data)
     rows = dict.fromkeys(SPLITS, 0)
     labels: Counter = Counter()
+    non_finite: Counter = Counter()
     os.makedirs(examples_dir, exist_ok=True)
     writers = {}
     for split in SPLITS:
@@ -128,7 +134,9 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         for path in files:
             fmt = file_format(path, data.format)
             file_rows = 0
+            found = _NonFinite(path, fmt, [name for name, kind in columns.items() if kind == pa.float64()])
             for batch in _read(path, fmt, columns, data, example_coder):
+                batch = found.check(batch, file_rows, fill=data.non_finite == "missing")
                 records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
                 keys = _split_keys(batch, data.split.key, path)
                 labels.update(_label_values(batch, features.label))
@@ -147,6 +155,9 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                     last_report = now
             if file_rows == 0:
                 raise DataError(f"{path}: has a header but no rows; expected at least one data row")
+            if found.counts and data.non_finite == "fail":
+                raise found.error()
+            non_finite.update(found.counts)
     finally:
         for writer in writers.values():
             writer.close()
@@ -165,10 +176,56 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "source_sha256": {path: file_sha256(path) for path in files},
         "label": features.label,
         "label_counts": dict(sorted(labels.items())),
+        "non_finite_as_missing": dict(sorted(non_finite.items())),
     }
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
-    return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels))
+    return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels), non_finite=dict(non_finite))
+
+
+class _NonFinite:
+    """Finds inf, -inf and NaN in the numeric columns of one file's batches (and values beyond
+    float32's range, which the tf.Example encoding turns into inf); counts them per column with the
+    first row, and can make them missing."""
+
+    def __init__(self, path: str, fmt: str, numeric: list[str]):
+        self.path, self.fmt, self.numeric = path, fmt, numeric
+        self.counts: Counter = Counter()
+        self.first: dict[str, int] = {}
+
+    def check(self, batch: pa.RecordBatch, rows_before: int, fill: bool) -> pa.RecordBatch:
+        arrays = list(batch.columns)
+        changed = False
+        for name in self.numeric:
+            index = batch.schema.get_field_index(name)
+            column = arrays[index]
+            values = np.asarray(pc.fill_null(column, 0.0), dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                bad = ~np.isfinite(values.astype(np.float32))
+            if not bad.any():
+                continue
+            self.counts[name] += int(bad.sum())
+            self.first.setdefault(name, rows_before + int(np.argmax(bad)) + 1)
+            if fill:
+                arrays[index] = pc.if_else(pa.array(bad), pa.scalar(None, column.type), column)
+                changed = True
+        return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch
+
+    def where(self, name: str) -> str:
+        row = self.first[name]
+        return {"csv": f"line {row + 1}", "tfrecord": f"record {row}"}.get(self.fmt, f"row {row}")
+
+    def error(self) -> DataError:
+        listed = ", ".join(f"'{name}' {count:,} (first on {self.where(name)})" for name, count in self.counts.items())
+        return DataError(f"{self.path}: non-finite numbers (inf, -inf, NaN or beyond float32's range) in numeric "
+                         f"column(s): {listed}; expected finite numbers, or set data.non_finite: missing to read "
+                         "them as missing values")
+
+
+def _non_finite_text(counts: Mapping[str, int]) -> str:
+    total = sum(counts.values())
+    listed = ", ".join(f"'{name}' {count:,}" for name, count in sorted(counts.items()))
+    return f"{total:,} non-finite number{'s' if total != 1 else ''} (inf, -inf or NaN) in {listed}"
 
 
 def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:

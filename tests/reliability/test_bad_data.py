@@ -43,10 +43,11 @@ def clean_gz(data_dir) -> bytes:
         return handle.read()
 
 
-def write_yaml(folder, source: str, extra: str = "") -> str:
+def write_yaml(folder, source: str, extra: str = "", data: str = "") -> str:
+    """The conftest pipeline YAML over ``source``; ``data`` adds lines to the data section."""
     path = os.path.join(str(folder), "pipeline.yaml")
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(pipeline_yaml(json.dumps(str(source)), extra=extra))
+        handle.write(pipeline_yaml(json.dumps(str(source)), extra=extra, split="    key: applicant_id\n" + data))
     return path
 
 
@@ -148,3 +149,98 @@ def test_a_huge_non_numeric_value_is_shown_shortened(tmp_path, clean_lines):
 
     assert f"column 'income' has the value '{'y' * 60}... (3,000,000 characters)'; expected a number" in message
     assert len(message) < 1000
+
+
+# --- case 1: non-finite numbers ------------------------------------------------------------------
+
+
+def with_values(lines: list[str], column: str, values: dict[int, str]) -> list[str]:
+    header = lines[0].rstrip("\n").split(",")
+    out = list(lines)
+    for line, value in values.items():  # line numbers count the header as line 1
+        out[line - 1] = set_field(out[line - 1], header, column, value)
+    return out
+
+
+def test_inf_in_a_csv_numeric_column_is_exit_3_naming_column_count_and_line(tmp_path, clean_lines, capsys):
+    # was: no error, no anomaly, the model trained on inf (AUC 0.84 -> 0.67)
+    lines = with_values(clean_lines, "income", {7: "inf", 40: "-inf", 41: "NAN", 90: "1e400"})
+    lines = with_values(lines, "age", {12: "1e39"})  # finite as a double, inf as the float32 of a tf.Example
+    source = write_lines(tmp_path / "inf.csv", lines)
+
+    err = cli_data_error(tmp_path, source, capsys)
+
+    assert (f"{source}: non-finite numbers (inf, -inf, NaN or beyond float32's range) in numeric column(s): "
+            "'age' 1 (first on line 12), 'income' 4 (first on line 7)") in err
+    assert "set data.non_finite: missing" in err
+
+
+def test_non_finite_as_missing_when_the_yaml_says_so(tmp_path, clean_lines):
+    from components.example_gen.core import execute
+    from tests.components.example_gen.test_example_gen import split_rows
+
+    lines = with_values(clean_lines, "income", {7: "inf", 40: "-inf", 41: "NAN"})
+    source = write_lines(tmp_path / "inf.csv", lines)
+    config = load_config(write_yaml(tmp_path, source, data="  non_finite: missing\n"))
+    lines_seen: list[str] = []
+    examples = str(tmp_path / "examples")
+
+    figures = execute({}, {"examples": examples}, {"data": config.data, "features": config.features}, lines_seen.append)
+
+    assert figures["non_finite_as_missing"] == 3 and figures["rows"] == ROWS
+    assert lines_seen == ["WARNING: 3 non-finite numbers (inf, -inf or NaN) in 'income' 3 read as missing values "
+                          "(data.non_finite: missing)"]
+    info = json.load(open(os.path.join(examples, "split_info.json")))
+    assert info["non_finite_as_missing"] == {"income": 3}
+    rows = [row for split in ("train", "eval", "test") for row in split_rows(examples, split)]
+    incomes = [row["income"] for row in rows]
+    assert sum(value is None for value in incomes) >= 3
+    assert all(value is None or abs(value[0]) < float("inf") for value in incomes)
+
+
+def parquet_with_non_finite(folder) -> str:
+    import pyarrow as pa
+
+    clean = str(folder / "clean-nf.parquet")
+    datagen.generate(clean, rows=ROWS, seed=4)
+    table = pq.read_table(clean)
+    income = table.column("income").to_pylist()
+    income[4], income[9] = float("inf"), float("nan")  # a real NaN, not a null: what Spark and others store
+    table = table.set_column(table.schema.get_field_index("income"), "income", pa.array(income, pa.float64()))
+    path = str(folder / "non-finite.parquet")
+    pq.write_table(table, path)
+    return path
+
+
+def tfrecord_with_non_finite(folder) -> str:
+    import pyarrow as pa
+    from tfx_bsl.coders import example_coder
+
+    from components.common.tfrecord import TFRecordWriter
+
+    clean = str(folder / "clean-nf.parquet")
+    datagen.generate(clean, rows=ROWS, seed=4)
+    table = pq.read_table(clean)
+    arrays = []
+    for name in table.column_names:
+        values = table.column(name).combine_chunks()
+        if name == "income":
+            values = pa.array([float("-inf") if i == 2 else v for i, v in enumerate(values.to_pylist())])
+        kind = pa.float32() if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) else pa.binary()
+        arrays.append(pa.array([None if v is None else [v] for v in values.to_pylist()], pa.list_(kind)))
+    records = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(arrays, names=table.column_names))
+    path = str(folder / "non-finite.tfrecord")
+    with TFRecordWriter(path) as writer:
+        writer.write_many(records)
+    return path
+
+
+@pytest.mark.parametrize("make, first, count", [(parquet_with_non_finite, "row 5", 2),
+                                                (tfrecord_with_non_finite, "record 3", 1)],
+                         ids=["parquet", "tfrecord"])
+def test_non_finite_in_parquet_and_tfrecord_is_a_data_error(tmp_path, make, first, count):
+    source = make(tmp_path)
+
+    message = data_error(tmp_path, source)
+
+    assert f"{source}: non-finite numbers" in message and f"'income' {count} (first on {first})" in message
