@@ -297,12 +297,26 @@ def _read(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig
     """Record batches of exactly ``columns``, in that order and of those types, whatever the format."""
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: the file is empty; expected {fmt} data")
-    if fmt == "csv":
+    if fmt == "csv":  # the CSV reader already reads an empty field as missing
         yield from _read_csv(path, columns, data.batch_rows)
-    elif fmt == "parquet":
-        yield from _read_parquet(path, columns, data.batch_rows)
+        return
+    if fmt == "parquet":
+        batches = _read_parquet(path, columns, data.batch_rows)
     else:
-        yield from _read_tfrecord(path, columns, data.batch_rows, example_coder)
+        batches = _read_tfrecord(path, columns, data.batch_rows, example_coder)
+    strings = [index for index, kind in enumerate(columns.values()) if kind == pa.string()]
+    for batch in batches:
+        yield _empty_as_missing(batch, strings)
+
+
+def _empty_as_missing(batch: pa.RecordBatch, strings: list[int]) -> pa.RecordBatch:
+    """One rule for every format: an empty string is a missing value, as an empty CSV field is."""
+    arrays = list(batch.columns)
+    for index in strings:
+        empty = pc.equal(arrays[index], "")
+        if pc.any(empty).as_py():
+            arrays[index] = pc.if_else(empty, pa.scalar(None, pa.string()), arrays[index])
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
 def _read_csv(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:

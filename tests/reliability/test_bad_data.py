@@ -212,27 +212,33 @@ def parquet_with_non_finite(folder) -> str:
     return path
 
 
-def tfrecord_with_non_finite(folder) -> str:
+def write_tfrecord(table, path: str) -> str:
+    """``table`` as tf.Example records: numbers as float_list, text as bytes_list, nulls absent."""
     import pyarrow as pa
     from tfx_bsl.coders import example_coder
 
     from components.common.tfrecord import TFRecordWriter
 
-    clean = str(folder / "clean-nf.parquet")
-    datagen.generate(clean, rows=ROWS, seed=4)
-    table = pq.read_table(clean)
     arrays = []
     for name in table.column_names:
-        values = table.column(name).combine_chunks()
-        if name == "income":
-            values = pa.array([float("-inf") if i == 2 else v for i, v in enumerate(values.to_pylist())])
-        kind = pa.float32() if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) else pa.binary()
-        arrays.append(pa.array([None if v is None else [v] for v in values.to_pylist()], pa.list_(kind)))
+        values = table.column(name).to_pylist()
+        numeric = pa.types.is_floating(table.schema.field(name).type) or pa.types.is_integer(table.schema.field(name).type)
+        kind = pa.float32() if numeric else pa.binary()
+        arrays.append(pa.array([None if v is None else [v if numeric else v.encode()] for v in values], pa.list_(kind)))
     records = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(arrays, names=table.column_names))
-    path = str(folder / "non-finite.tfrecord")
     with TFRecordWriter(path) as writer:
         writer.write_many(records)
     return path
+
+
+def tfrecord_with_non_finite(folder) -> str:
+    import pyarrow as pa
+
+    table = pq.read_table(str(_generated_parquet(folder)))
+    income = table.column("income").to_pylist()
+    income[2] = float("-inf")
+    table = table.set_column(table.schema.get_field_index("income"), "income", pa.array(income, pa.float64()))
+    return write_tfrecord(table, str(folder / "non-finite.tfrecord"))
 
 
 @pytest.mark.parametrize("make, first, count", [(parquet_with_non_finite, "row 5", 2),
@@ -244,3 +250,43 @@ def test_non_finite_in_parquet_and_tfrecord_is_a_data_error(tmp_path, make, firs
     message = data_error(tmp_path, source)
 
     assert f"{source}: non-finite numbers" in message and f"'income' {count} (first on {first})" in message
+
+
+# --- case 3: an empty string is a missing value in every format ----------------------------------
+
+
+def test_empty_strings_are_missing_values_in_csv_parquet_and_tfrecord(tmp_path):
+    # was: Parquet's "" became a category, "values missing from the schema" in the ExampleValidator
+    import pyarrow as pa
+
+    from tests.components.example_gen.test_example_gen import rows_by_id
+
+    table = pq.read_table(str(_generated_parquet(tmp_path)))
+    column = table.column("employment_type").to_pylist()
+    emptied = [index for index in range(0, ROWS, 10) if column[index] is not None]
+    for index in emptied:
+        column[index] = ""
+    table = table.set_column(table.schema.get_field_index("employment_type"), "employment_type",
+                             pa.array(column, pa.string()))
+    parquet = str(tmp_path / "empty.parquet")
+    pq.write_table(table, parquet)
+    csv_path = str(tmp_path / "empty.csv")
+    table.to_pandas().to_csv(csv_path, index=False)
+    tfrecord = write_tfrecord(table, str(tmp_path / "empty.tfrecord"))
+    ids = {table.column("applicant_id")[index].as_py().encode() for index in emptied}
+
+    seen = {}
+    for name, source in (("csv", csv_path), ("parquet", parquet), ("tfrecord", tfrecord)):
+        config = load_config(write_yaml(tmp_path, source))
+        examples = str(tmp_path / f"examples-{name}")
+        run_example_gen(config.data, config.features, examples)
+        rows = {key: row for split in rows_by_id(examples).values() for key, row in split.items()}
+        assert len(rows) == ROWS
+        seen[name] = {key: rows[key]["employment_type"] for key in ids}
+    assert seen["parquet"] == seen["tfrecord"] == seen["csv"] == dict.fromkeys(ids)  # missing, not b""
+
+
+def _generated_parquet(folder):
+    path = folder / "generated.parquet"
+    datagen.generate(str(path), rows=ROWS, seed=4)
+    return path
