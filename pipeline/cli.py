@@ -119,17 +119,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pipeline.lineage import Lineage
-    from pipeline.runner import pipeline_dir
+    from pipeline.lineage import STORE_FILE, Lineage, describe_run_folders, earlier_run_folders
+    from pipeline.runner import pipeline_dir, report_abandoned
     from pipeline.specs import COMPONENTS
     from pipeline.table import text_table
 
     config = _load(args.file)
     root = pipeline_dir(config)
-    if not os.path.isdir(root):
+    if not os.path.exists(os.path.join(root, STORE_FILE)):
+        folders = earlier_run_folders(root)
+        if folders:
+            raise SluicewayError(
+                f"runs: the ML Metadata store {os.path.join(root, STORE_FILE)} does not exist, though "
+                f"{describe_run_folders(folders)}: the run history was deleted. Each run's folder still holds its "
+                "run.json; the next run starts a new history.")
         print(f"No runs of '{config.pipeline.name}' yet (nothing under {root}).")
         return 0
-    runs = Lineage(root).runs(config.pipeline.name)
+    lineage = Lineage(root, create=False)
+    report_abandoned(lineage, config.pipeline.name, root, print)
+    runs = lineage.runs(config.pipeline.name)
     if not runs:
         print(f"No runs of '{config.pipeline.name}' recorded in {root}.")
         return 0

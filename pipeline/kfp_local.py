@@ -17,8 +17,8 @@ from typing import Callable
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import RunCancelled, SluicewayError
-from pipeline.runner import (ComponentOutcome, RunResult, format_figures, negative_verdicts, new_run_id, pipeline_dir,
-                             skip_reason, typed_figures, write_run_file)
+from pipeline.runner import (ComponentOutcome, RunResult, check_preflight, format_figures, negative_verdicts,
+                             new_run_id, pipeline_dir, skip_reason, typed_figures, write_run_file)
 from pipeline.specs import COMPONENTS, Components
 
 KFP_LOCAL_DIR = "kfp-local"
@@ -100,6 +100,7 @@ def _run_tasks(config: PipelineConfig, config_file: str, image: str, root: str, 
     from pipeline.kfp_component import METRICS_OUTPUT, kfp_component
 
     specs = components.upstream_of(until) if until else components
+    check_preflight(specs, config, config_file)
     params = pipeline_parameters(config, for_cluster=False, components=components)
     run_id = new_run_id()
     resource_name = f"{config.pipeline.name}-{run_id}"      # the run's folder under the kfp root

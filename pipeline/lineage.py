@@ -8,20 +8,26 @@ the same cache key whose output artifacts are LIVE and, on disk, still what was 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
+from pipeline import run_lock
+from pipeline.errors import SluicewayError
 from pipeline.specs import ArtifactType
 
 PIPELINE_CONTEXT = "sluiceway.Pipeline"
 RUN_CONTEXT = "sluiceway.PipelineRun"
 STORE_FILE = "metadata.sqlite"
+ABANDONED = "ABANDONED"  # the status of a run whose process ended without finishing it
 _BOOKKEEPING = {"cache_key", "run_id", "reused_execution", "error", "skipped"}
 
 
@@ -58,16 +64,90 @@ class RunSummary:
     figures: dict[str, object]
 
 
-class Lineage:
-    """The ML Metadata store of one pipeline (``<root>/<pipeline>/metadata.sqlite``)."""
+class StoreDamaged(SluicewayError):
+    """The ML Metadata store cannot be read (not a database, truncated, corrupted pages)."""
 
-    def __init__(self, pipeline_dir: str):
+    def __init__(self, path: str, cause: BaseException):
+        detail = str(cause).split(" query:")[0].removeprefix("Error when executing query: ").strip()
+        super().__init__(
+            f"the ML Metadata store {path} cannot be read ({detail}): it is damaged. The run folders beside it "
+            f"are intact, but the run history and the cache are kept in the store. Restore it from a backup, or "
+            f"move it aside to start a new history: mv {path} {path}.damaged")
+        self.path = path
+
+
+class _GuardedStore:
+    """A ``MetadataStore`` whose failures to read or write the SQLite file are ``StoreDamaged``,
+    named by path, rather than a ``RuntimeError`` from deep inside ml-metadata."""
+
+    def __init__(self, store: metadata_store.MetadataStore, path: str):
+        self._store, self._path = store, path
+
+    def __getattr__(self, name: str):
+        method = getattr(self._store, name)
+        if not callable(method):
+            return method
+
+        @functools.wraps(method)
+        def guarded(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except (RuntimeError, mlmd_errors.DataLossError, mlmd_errors.InternalError) as exc:
+                raise StoreDamaged(self._path, exc) from None
+        return guarded
+
+
+def earlier_run_folders(pipeline_dir: str) -> list[str]:
+    """Run ids of the run folders under ``pipeline_dir`` (those with a ``run.json``), oldest first."""
+    if not os.path.isdir(pipeline_dir):
+        return []
+    return sorted(name for name in os.listdir(pipeline_dir)
+                  if os.path.isfile(os.path.join(pipeline_dir, name, "run.json")))
+
+
+def describe_run_folders(run_ids: list[str]) -> str:
+    """'1 earlier run folder exists (R)' or 'N earlier run folders exist (R1 ... RN)'."""
+    if len(run_ids) == 1:
+        return f"1 earlier run folder exists ({run_ids[0]})"
+    return f"{len(run_ids)} earlier run folders exist ({run_ids[0]} ... {run_ids[-1]})"
+
+
+class Lineage:
+    """The ML Metadata store of one pipeline (``<root>/<pipeline>/metadata.sqlite``).
+
+    Attributes:
+        lost_history: Run folders found beside a store that did not exist (it was deleted): those
+            runs are not in the new store, so neither ``sluiceway runs`` nor the cache knows them.
+    """
+
+    def __init__(self, pipeline_dir: str, *, create: bool = True):
+        path = os.path.join(pipeline_dir, STORE_FILE)
+        self.path = path
+        self.lost_history: list[str] = []
+        if not os.path.exists(path):
+            if not create:
+                raise FileNotFoundError(path)
+            self.lost_history = earlier_run_folders(pipeline_dir)
         os.makedirs(pipeline_dir, exist_ok=True)
         config = mlmd.ConnectionConfig()
-        config.sqlite.filename_uri = os.path.join(pipeline_dir, STORE_FILE)
+        config.sqlite.filename_uri = path
         config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-        self.store = metadata_store.MetadataStore(config)
+        try:
+            store = metadata_store.MetadataStore(config)
+        except (RuntimeError, mlmd_errors.StatusError) as exc:
+            raise StoreDamaged(path, exc) from None
+        self.store = _GuardedStore(store, path)
         self._type_ids: dict[tuple[str, str], int] = {}
+
+    def lost_history_warning(self) -> str | None:
+        """What to tell the user when the store was recreated beside earlier runs' folders."""
+        if not self.lost_history:
+            return None
+        count = len(self.lost_history)
+        return (f"the ML Metadata store {self.path} did not exist, though "
+                f"{describe_run_folders(self.lost_history)}: "
+                "a new, empty store was created. Earlier runs are not listed by `sluiceway runs` and nothing of "
+                "them is reused from the cache; their folders are kept.")
 
     # -- types -------------------------------------------------------------------------------
     def _context_type(self, name: str) -> int:
@@ -94,10 +174,37 @@ class Lineage:
         parent = self._pipeline_context(pipeline)
         run = mlmd.Context(type_id=self._context_type(RUN_CONTEXT), name=f"{pipeline}/{run_id}")
         _set(run.custom_properties, {"run_id": run_id, "status": "RUNNING", "started": time.time(),
-                                     "config_file": config_file})
+                                     "config_file": config_file, "pid": os.getpid(), "host": socket.gethostname()})
         [run.id] = self.store.put_contexts([run])
         self.store.put_parent_contexts([mlmd.ParentContext(child_id=run.id, parent_id=parent.id)])
         return run
+
+    def abandon_dead_runs(self, pipeline: str, pipeline_dir: str) -> list[tuple[str, list[str]]]:
+        """Marks the runs recorded as RUNNING whose process is gone (their lock is free: killed with
+        ``kill -9``, crashed, the machine rebooted) as ABANDONED, and removes the temporary folders
+        they left. Live runs (holding their lock) are not touched.
+
+        Returns:
+            (run id, temporary folders removed) of each run marked.
+        """
+        parent = self.store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
+        if parent is None:
+            return []
+        marked = []
+        for context in self.store.get_children_contexts_by_context(parent.id):
+            props = _get(context.custom_properties)
+            run_id = str(props.get("run_id", ""))
+            run_dir = os.path.join(pipeline_dir, run_id)
+            if props.get("status") != "RUNNING" or not run_id or run_lock.is_live(run_dir):
+                continue
+            removed = run_lock.remove_temporaries(run_dir)
+            _set(context.custom_properties, {
+                "status": ABANDONED, "abandoned_at": time.time(),
+                "abandoned_because": "its process ended without finishing the run (killed, crashed or the machine "
+                                     "stopped)"})
+            self.store.put_contexts([context])
+            marked.append((run_id, removed))
+        return marked
 
     def finish_run(self, run: mlmd.Context, status: str, figures: Mapping[str, object]) -> None:
         _set(run.custom_properties, {"status": status, "finished": time.time()})

@@ -34,9 +34,10 @@ from typing import Callable, Iterator, Mapping
 
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
-from pipeline.errors import ComponentFailed, RunCancelled, SluicewayError
+from pipeline.errors import ComponentFailed, ConfigError, ConfigIssue, RunCancelled, SluicewayError
 from pipeline.files import atomic_write_json, file_sha256, listing_difference, tree_listing, tree_sha256
 from pipeline.lineage import Lineage, StoredArtifact
+from pipeline.run_lock import RunLock
 from pipeline.specs import COMPONENTS, ComponentSpec, Components
 
 RUN_FILE = "run.json"
@@ -172,9 +173,39 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
     specs = components.upstream_of(until) if until else components
     root = pipeline_dir(config)
     lineage = Lineage(root)
+    warning = lineage.lost_history_warning()
+    if warning:
+        echo(f"warning: {warning}")
+    report_abandoned(lineage, config.pipeline.name, root, echo)
+    check_preflight(specs, config, config_file)
     run_id = new_run_id()
     run_dir = os.path.join(root, run_id)
     os.makedirs(run_dir)
+    lock = RunLock(run_dir)
+    try:
+        return _run(specs, components, config, config_file, use_cache, echo, lineage, run_id, run_dir)
+    finally:
+        lock.release()
+
+
+def report_abandoned(lineage: Lineage, pipeline: str, root: str, echo: Callable[[str], None]) -> None:
+    """Marks runs whose process is gone as ABANDONED (cleaning their temporaries) and says so."""
+    for run_id, removed in lineage.abandon_dead_runs(pipeline, root):
+        cleaned = f"; removed its temporary folder{'s' if len(removed) != 1 else ''} {', '.join(removed)}" if removed else ""
+        echo(f"note: run {run_id} was recorded as RUNNING but its process is gone (killed or crashed): "
+             f"marked ABANDONED{cleaned}")
+
+
+def check_preflight(specs: Components, config: PipelineConfig, config_file: str) -> None:
+    """Raises ``ConfigError`` (before anything runs) when a component's preflight finds a problem."""
+    issues = [ConfigIssue(path, message) for spec in specs
+              for path, message in spec.preflight_problems({name: config.section(name) for name in spec.sections})]
+    if issues:
+        raise ConfigError(config_file, issues)
+
+
+def _run(specs: Components, components: Components, config: PipelineConfig, config_file: str, use_cache: bool,
+         echo: Callable[[str], None], lineage: Lineage, run_id: str, run_dir: str) -> RunResult:
     run = lineage.start_run(config.pipeline.name, run_id, os.path.abspath(config_file))
     echo(f"Run {run_id} of pipeline '{config.pipeline.name}' ({len(specs)} components, "
          f"cache {'on' if use_cache else 'off'})")

@@ -164,6 +164,10 @@ class ComponentSpec:
         headline: A line ``sluiceway run`` prints after a run where this component ran or was reused,
             formatted with its outputs' paths and figures (``{model}``, ``{eval_auc:.4f}``).
         declared_in: The module holding this declaration, where a Kubeflow task looks it up.
+        preflight: ``module:function`` given the component's config sections, returning problems
+            (YAML path, message) that would make it fail however the run goes (an unwritable push
+            destination). Local runners check every component's before the first one executes, so
+            the problem is found before training, not after.
     """
 
     name: str
@@ -184,6 +188,7 @@ class ComponentSpec:
     summary: tuple[str, ...] = ()
     headline: Optional[str] = None
     declared_in: str = "pipeline.specs"
+    preflight: Optional[str] = None
 
     @property
     def core_module(self) -> str:
@@ -204,6 +209,10 @@ class ComponentSpec:
         if self.cache_files:
             files += list(load_reference(self.cache_files)(sections))
         return [path for path in files if path]
+
+    def preflight_problems(self, sections: Mapping[str, object]) -> list[tuple[str, str]]:
+        """What ``preflight`` finds wrong given the component's sections (none without a preflight)."""
+        return list(load_reference(self.preflight)(sections)) if self.preflight else []
 
     def upstream(self) -> set[str]:
         """The components this one waits for: its inputs' producers, ``after`` and conditions."""
@@ -426,6 +435,7 @@ PUSHER = ComponentSpec(
     run_if=(Condition("Evaluator", "blessed"),),
     summary=("pushed", "version"),
     kfp_cache=False,  # a push is a side effect: a cached task would push nothing
+    preflight="components.pusher.preflight:check_destination",
 )
 
 # The pipeline sluiceway runs; the order is derived, not kept by hand.
