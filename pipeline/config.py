@@ -11,11 +11,13 @@ scheme (``gs://...``) are kept as written.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, TypeAdapter,
                       ValidationError, ValidationInfo, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -218,12 +220,95 @@ class ValidationConfig(Section):
     )
 
 
+# Beam's runners by name (apache-beam 2.61's StandardOptions.ALL_KNOWN_RUNNERS without the test runners and the
+# notebook-only InteractiveRunner); Beam also takes the lower-case name and the name without 'Runner'. Any other
+# --runner value is imported as module.Class and called, so it is refused.
+BEAM_RUNNERS = {
+    "DirectRunner": "apache_beam.runners.direct.direct_runner.DirectRunner",
+    "SwitchingDirectRunner": "apache_beam.runners.direct.direct_runner.SwitchingDirectRunner",
+    "BundleBasedDirectRunner": "apache_beam.runners.direct.direct_runner.BundleBasedDirectRunner",
+    "PrismRunner": "apache_beam.runners.portability.prism_runner.PrismRunner",
+    "PortableRunner": "apache_beam.runners.portability.portable_runner.PortableRunner",
+    "FlinkRunner": "apache_beam.runners.portability.flink_runner.FlinkRunner",
+    "SparkRunner": "apache_beam.runners.portability.spark_runner.SparkRunner",
+    "DataflowRunner": "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner",
+}
+# Options that make Beam import, install or start code named by their value, here or on the workers; what they do
+# instead, in the pipeline file, is transform.module_file (the only code a pipeline file names).
+BEAM_CODE_OPTIONS = {
+    "beam_plugin": "imports the named modules", "beam_plugins": "imports the named modules",
+    "setup_file": "runs the setup.py and installs the package on the workers",
+    "requirements_file": "pip-installs the listed packages on the workers",
+    "extra_package": "installs the package on the workers", "extra_packages": "installs the package on the workers",
+    "prism_location": "downloads and runs that binary", "flink_job_server_jar": "runs that jar",
+    "spark_job_server_jar": "runs that jar", "job_server_java_launcher": "runs that program as java",
+    "job_server_jvm_properties": "passes arguments to the java it starts",
+    "job_server_jvm_property": "passes arguments to the java it starts",
+    "beam_services": "starts the named jars or commands as Beam services",
+    "on_success_matcher": "unpickles the value, which runs code",
+}
+_BEAM_ENVIRONMENTS = ("DOCKER", "EXTERNAL", "LOOPBACK")  # PROCESS runs a command as the SDK worker
+_BEAM_OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9_]*)(=(.*))?$", re.DOTALL)
+_BEAM_RULE = ("(sluiceway refuses Beam options that import, install or start code; the only code a pipeline "
+              "file names is transform.module_file)")
+_CHECKED_BEAM_OPTIONS = (*BEAM_CODE_OPTIONS, "runner", "sdk_location", "environment_type", "environment_config",
+                         "environment_option", "environment_options")
+
+
+def _runner_known(value: str) -> bool:
+    lower = value.lower()
+    return any(lower in (name.lower(), name.lower()[:-len("runner")]) or value == path
+               for name, path in BEAM_RUNNERS.items())
+
+
+def _beam_option(option: str) -> str:
+    """Refuses a Beam option that would run code the pipeline file names (see ``_BEAM_RULE``)."""
+    match = _BEAM_OPTION.match(option)
+    if not match:
+        raise ValueError(f"expected a Beam option of the form --name=value or --name, got {option!r} (a value goes "
+                         f"in the same element as its option: '--runner=DataflowRunner', not '--runner', "
+                         f"'DataflowRunner')")
+    name, value = match.group(1), match.group(3)
+    abbreviated = [full for full in _CHECKED_BEAM_OPTIONS if full != name and full.startswith(name)]
+    if abbreviated and name not in _CHECKED_BEAM_OPTIONS:   # Beam's argparse would take the abbreviation
+        raise ValueError(f"--{name} abbreviates --{abbreviated[0]} (Beam would read it so); write the option in full")
+    if name in BEAM_CODE_OPTIONS:
+        raise ValueError(f"--{name} is refused: Beam {BEAM_CODE_OPTIONS[name]} {_BEAM_RULE}")
+    if name == "runner" and value is None:
+        raise ValueError("expected --runner=NAME in one element, e.g. '--runner=DataflowRunner'; NAME one of "
+                         + ", ".join(BEAM_RUNNERS))
+    if name == "runner" and not _runner_known(value):
+        raise ValueError(f"--runner={value} is not a Beam runner sluiceway allows (Beam imports and calls any "
+                         f"other value as code); expected one of {', '.join(BEAM_RUNNERS)}")
+    if name == "sdk_location" and value not in ("default", "container"):
+        raise ValueError(f"--sdk_location={value or ''} is refused: Beam installs that SDK package on the workers; "
+                         f"expected default or container {_BEAM_RULE}")
+    if name == "environment_type" and (value or "").upper() not in _BEAM_ENVIRONMENTS:
+        raise ValueError(f"--environment_type={value or ''} is refused; expected one of "
+                         f"{', '.join(_BEAM_ENVIRONMENTS)} (PROCESS runs a command as the SDK worker) {_BEAM_RULE}")
+    if name == "environment_config" and (value or "").lstrip().startswith("{"):
+        raise ValueError(f"--environment_config with a JSON process command is refused; expected a container "
+                         f"image (DOCKER) or a worker address (EXTERNAL) {_BEAM_RULE}")
+    if name in ("environment_option", "environment_options") and (value or "").startswith("process_"):
+        raise ValueError(f"--{name}={value} is refused: a process command runs as the SDK worker {_BEAM_RULE}")
+    return option
+
+
+BeamOption = Annotated[str, AfterValidator(_beam_option), Expected("a Beam option such as --runner=DataflowRunner")]
+
+
 class BeamConfig(Section):
     """Apache Beam settings for the Beam-based components (StatisticsGen, and later Transform, Evaluator)."""
 
-    pipeline_options: list[str] = Field(
+    pipeline_options: list[BeamOption] = Field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        description="Beam pipeline options, e.g. ['--runner=DataflowRunner', '--project=...'].",
+        description="Beam pipeline options, e.g. ['--runner=DataflowRunner', '--project=...'], one per element, "
+                    "--name=value or --name, written in full. --runner is one of " + ", ".join(BEAM_RUNNERS)
+                    + ". Options that make Beam import, install or start code are refused ("
+                    + ", ".join(f"--{name}" for name in sorted(BEAM_CODE_OPTIONS))
+                    + ", --sdk_location other than default/container, --environment_type=PROCESS): the only code a "
+                      "pipeline file names is transform.module_file. Container images for the workers "
+                      "(--sdk_container_image) are allowed, like kubeflow.image.",
     )
 
 
@@ -301,6 +386,10 @@ class SearchRange(Section):
 
     @model_validator(mode="after")
     def _range_or_choices(self) -> "SearchRange":
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{bound} is {value}; expected a finite number")
         if self.choices is not None:
             if self.min is not None or self.max is not None:
                 raise ValueError("give either choices or min/max, not both")
@@ -313,6 +402,28 @@ class SearchRange(Section):
         elif self.sampling == "log" and self.min <= 0:
             raise ValueError("log sampling needs min > 0")
         return self
+
+
+_INTEGER_HYPERPARAMETERS = ("embedding_dim", "batch_size")
+
+
+def _hyperparameter_value(name: str) -> tuple[TypeAdapter, str]:
+    """The validator of one value of hyperparameter ``name``: the trainer section's own field type
+    (so a choice passes exactly when ``trainer.<name>`` would), and how that value is described."""
+    info = TrainerConfig.model_fields[name]
+    if name == "hidden_units":
+        return (TypeAdapter(Annotated[info.annotation, Field(min_length=1)]),
+                "a list of layer sizes (whole numbers of at least 1), e.g. [64, 32]")
+    expected = next(m.text for m in info.metadata if isinstance(m, Expected))
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)]), expected
+
+
+def _valid(adapter: TypeAdapter, value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class TunerConfig(Section):
@@ -331,21 +442,50 @@ class TunerConfig(Section):
 
     @model_validator(mode="after")
     def _known_hyperparameters(self) -> "TunerConfig":
+        problems = _Problems()
         unknown = [k for k in self.search_space if k not in HYPERPARAMETERS]
         if unknown:
-            raise ValueError(f"search_space names no hyperparameter: {', '.join(unknown)}; "
+            problems.add((), f"search_space names no hyperparameter: {', '.join(unknown)}; "
                              f"expected keys among {', '.join(HYPERPARAMETERS)}")
         if self.enabled and not self.search_space:
-            raise ValueError("search_space is empty; declare at least one hyperparameter to tune")
-        layers = self.search_space.get("hidden_units")
-        if layers is not None and (layers.choices is None or not all(
-                isinstance(c, list) and c and all(isinstance(u, int) and u > 0 for u in c) for c in layers.choices)):
-            raise ValueError("search_space.hidden_units takes choices of layer-size lists, e.g. choices: [[64, 32], [128]]")
+            problems.add((), "search_space is empty; declare at least one hyperparameter to tune")
+        for name, space in self.search_space.items():
+            if name in HYPERPARAMETERS:
+                self._check_values(name, space, problems)
         if self.algorithm == "grid":
             ranged = [name for name, space in self.search_space.items() if space.choices is None]
             if ranged:
-                raise ValueError(f"grid search is exhaustive over choices; give choices for {', '.join(ranged)}")
+                problems.add((), f"grid search is exhaustive over choices; give choices for {', '.join(ranged)}")
+        problems.raise_if_any(type(self).__name__)
         return self
+
+    def _check_values(self, name: str, space: SearchRange, problems: _Problems) -> None:
+        """Each choice (or min and max) of hyperparameter ``name`` must be a value the trainer section
+        takes for it; whole-number choices of a float hyperparameter become floats (KerasTuner's Choice
+        takes values of one type)."""
+        loc: Loc = ("search_space", name)
+        adapter, expected = _hyperparameter_value(name)
+        if space.choices is None:
+            if name == "hidden_units":
+                problems.add(loc, "hidden_units takes choices of layer-size lists, e.g. choices: [[64, 32], [128]], "
+                                  "not min/max")
+                return
+            for bound in ("min", "max"):
+                value = getattr(space, bound)
+                whole = name in _INTEGER_HYPERPARAMETERS
+                if (whole and not value.is_integer()) or not _valid(adapter, int(value) if whole else value):
+                    problems.add((*loc, bound), f"expected {expected}, as for trainer.{name}; got {value:g}")
+            return
+        typed = []
+        for index, choice in enumerate(space.choices):
+            try:
+                typed.append(adapter.validate_python(choice))
+            except ValidationError:
+                shown = json.dumps(choice, default=str)
+                problems.add((*loc, "choices", index), f"expected {expected}, as for trainer.{name}; got {shown}")
+        if len(typed) == len(space.choices):
+            # the search space is being validated: replacing an entry of its (fresh) dict is safe
+            self.search_space[name] = space.model_copy(update={"choices": typed})
 
 
 GATE_METRICS = evaluator_metrics.GATE_METRICS
@@ -535,7 +675,7 @@ class KubeflowConfig(Section):
     )
     image_pull_secrets: list[str] = Field(
         default_factory=list, description="Kubernetes secrets for pulling the image from a private registry.")
-    beam_pipeline_options: Optional[list[str]] = Field(
+    beam_pipeline_options: Optional[list[BeamOption]] = Field(
         None, description="Beam options for the Beam-based components on the cluster (StatisticsGen, Transform, "
                           "Evaluator), replacing beam.pipeline_options there, e.g. Dataflow, Flink or Spark runners.")
     defaults: TaskSettings = Field(default_factory=TaskSettings, description="Settings for every component.")

@@ -24,8 +24,91 @@ from pipeline.errors import ConfigError, ConfigIssue
 _TOP_LEVEL = ", ".join(PipelineConfig.model_fields)
 
 
+# Bounds of what a pipeline file may expand to. A real one is a few hundred values, nested under ten levels;
+# aliases (*name) can make a 2 KB file stand for billions of values ("billion laughs"), and thousands of
+# nested brackets exhaust Python's recursion in the YAML composer.
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+class YamlTooLarge(yaml.YAMLError):
+    """The YAML nests deeper, or its aliases expand to more values, than a pipeline file may."""
+
+    def __init__(self, mark: Any, message: str):
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
+    """SafeLoader that rejects duplicate keys instead of silently keeping the last one, and nesting
+    deeper than ``MAX_DEPTH`` (checked while composing, before Python's recursion limit is near)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self.anchor_names: dict[int, str] = {}   # id(node) -> its anchor, for messages
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YamlTooLarge(event.start_mark, f"values nested deeper than {MAX_DEPTH} levels; expected a "
+                                                     "pipeline file (a few levels deep)")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if not isinstance(event, yaml.AliasEvent) and event.anchor is not None:
+            self.anchor_names[id(node)] = event.anchor
+        return node
+
+
+def _check_expansion(root: yaml.Node, anchor_names: dict[int, str]) -> None:
+    """Raises ``YamlTooLarge`` when ``root``, with every alias expanded, holds more than
+    ``MAX_VALUES`` values, nests deeper than ``MAX_DEPTH`` or contains itself. Each node is measured
+    once (an alias is the anchored node itself), so this is linear in the file's size."""
+    measured: dict[int, tuple[int, int]] = {}   # id(node) -> (values with aliases expanded, levels below it)
+    nodes: dict[int, yaml.Node] = {}
+    open_nodes: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in open_nodes:
+            name = anchor_names.get(key, "?")
+            raise YamlTooLarge(node.start_mark, f"the alias *{name} is used inside the value it names (&{name}), "
+                                                "which makes it infinite; expected a value without itself in it")
+        if key not in measured:
+            if depth > MAX_DEPTH:
+                raise YamlTooLarge(node.start_mark, f"values nested deeper than {MAX_DEPTH} levels once its "
+                                                    "aliases are expanded; expected a pipeline file (a few levels deep)")
+            open_nodes.add(key)
+            children: list = []
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            values, levels = 1, 0
+            for child in children:
+                child_values, child_levels = measure(child, depth + 1)
+                values, levels = values + child_values, max(levels, child_levels + 1)
+            open_nodes.discard(key)
+            measured[key], nodes[key] = (values, levels), node
+        values, levels = measured[key]
+        if depth + levels > MAX_DEPTH:
+            raise YamlTooLarge(node.start_mark, f"values nested deeper than {MAX_DEPTH} levels once its aliases are "
+                                                "expanded; expected a pipeline file (a few levels deep)")
+        return values, levels
+
+    total, _ = measure(root, 1)
+    if total > MAX_VALUES:
+        anchored = [(measured[key][0], key) for key in anchor_names if key in measured]
+        values, key = max(anchored) if anchored else (total, id(root))
+        node = nodes.get(key, root)
+        name = anchor_names.get(key)
+        culprit = f"&{name} expands to {values:,} values" if name else f"{values:,} values"
+        raise YamlTooLarge(node.start_mark, f"with its aliases expanded the file holds {total:,} values ({culprit}); "
+                                            f"expected at most {MAX_VALUES:,}: a pipeline file of ordinary size")
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -80,8 +163,15 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
 def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths),
     with ``overrides`` (dotted YAML path -> value) applied first."""
+    loader = _StrictLoader(text)
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, loader.anchor_names)
+        data = loader.construct_document(node) if node is not None else None
+    except YamlTooLarge as exc:
+        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}: " if exc.mark else ""
+        raise ConfigError(file, [ConfigIssue("", f"{where}{exc.message}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -89,6 +179,8 @@ def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = Non
         raise ConfigError(file, [ConfigIssue("", f"{where}malformed YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, [ConfigIssue("", f"malformed YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
     if data is None:
         raise ConfigError(file, [ConfigIssue("", f"the file is empty; expected a mapping with the keys {_TOP_LEVEL}")])
     if not isinstance(data, dict):
