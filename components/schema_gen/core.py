@@ -12,16 +12,44 @@ import os
 from typing import Callable, Mapping
 
 from components.common.artifacts import load_split_stats
-from pipeline.config import SPLITS, Section, ValidationConfig
+from components.schema_gen import data_checks
+from components.schema_gen.data_checks import DataChecks
+from pipeline.config import SPLITS, EvaluatorConfig, FeaturesConfig, Section, ValidationConfig
 from pipeline.errors import ConfigError, ConfigIssue, DataError
+from pipeline.files import atomic_write_text
 from pipeline.specs import SCHEMA_FILE, SCHEMA_SOURCE_FILE
+
+#: What the data checks found, beside ``schema.pbtxt`` in the Schema artifact.
+DATA_CHECKS_FILE = "data_checks.json"
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
             progress: Callable[[str], None] = lambda _: None) -> dict:
-    """Runs SchemaGen as a pipeline step; see ``run_schema_gen``. Returns its figures."""
-    schema = run_schema_gen(inputs["statistics"], outputs["schema"], config["validation"])
-    return {"features": len(schema.feature), "curated": bool(config["validation"].schema_path)}
+    """Runs SchemaGen as a pipeline step; see ``run_schema_gen`` and ``run_data_checks``. Returns its figures.
+
+    Raises:
+        ConfigError: A gate or slice of the ``evaluator`` section names a group or feature the data
+            does not hold (found here, before anything is trained).
+        DataError: A constant or all-missing feature and ``validation.on_constant: fail``.
+    """
+    validation: ValidationConfig = config["validation"]
+    checks = run_data_checks(inputs["statistics"], config["evaluator"], config["features"])
+    if checks.feature_warnings() and validation.on_constant == "fail":
+        raise DataError("the train split: " + "; ".join(checks.feature_warnings())
+                        + " (validation.on_constant: fail; set it to warn to go on)")
+    schema = run_schema_gen(inputs["statistics"], outputs["schema"], validation)
+    atomic_write_text(os.path.join(outputs["schema"], DATA_CHECKS_FILE), json.dumps(checks.as_dict(), indent=2))
+    for line in checks.warnings():
+        progress("WARNING: " + line)
+    return {"features": len(schema.feature), "curated": bool(validation.schema_path),
+            "constant_features": len(checks.constant), "all_missing_features": len(checks.all_missing),
+            "absent_groups": sum(len(g) for g in checks.absent_groups.values())}
+
+
+def run_data_checks(statistics_dir: str, evaluator: EvaluatorConfig, features: FeaturesConfig) -> DataChecks:
+    """The checks of ``data_checks.py`` on the train split and the split the Evaluator evaluates."""
+    return data_checks.check(load_split_stats(statistics_dir, SPLITS[0]).datasets[0],
+                             load_split_stats(statistics_dir, evaluator.split).datasets[0], evaluator, features)
 
 
 def infer_schema(statistics_dir: str):

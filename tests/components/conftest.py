@@ -61,7 +61,7 @@ def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     from components.schema_gen.core import execute as schema_gen
     from components.statistics_gen.core import execute as statistics_gen
     from components.transform.core import execute as transform
-    from pipeline.config import BeamConfig, DataConfig, TransformConfig, ValidationConfig
+    from pipeline.config import BeamConfig, DataConfig, EvaluatorConfig, TransformConfig, ValidationConfig
     from pipeline.datagen import generate
 
     root = tmp_path_factory.mktemp("tiny-pipeline")
@@ -69,7 +69,7 @@ def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     generate(source, rows=ROWS, seed=SEED)
     config = {"data": DataConfig.model_validate({"source": source, "split": {"key": "applicant_id"}}),
               "features": features_config(), "beam": BeamConfig(), "validation": ValidationConfig(),
-              "transform": TransformConfig()}
+              "transform": TransformConfig(), "evaluator": EvaluatorConfig()}
     figures = {}
     gen = make_outputs(str(root / "ExampleGen"), ("examples",))
     figures["ExampleGen"] = example_gen({}, gen, config)

@@ -290,3 +290,156 @@ def _generated_parquet(folder):
     path = folder / "generated.parquet"
     datagen.generate(str(path), rows=ROWS, seed=4)
     return path
+
+
+# --- cases 5 and 6: checks on the train statistics before training (SchemaGen) ------------------
+
+
+def feature_stats(dataset, name: str, values: dict[str, int] | None = None, numbers: tuple | None = None,
+                  missing: int = 0):
+    """Adds one feature's TFDV statistics to ``dataset``: a categorical one (``values``: counts) or a
+    numeric one (``numbers``: min, max)."""
+    feature = dataset.features.add()
+    feature.path.step.append(name)
+    if values is not None:
+        stats = feature.string_stats
+        stats.unique = len(values)
+        for label, count in sorted(values.items(), key=lambda item: -item[1]):
+            bucket = stats.rank_histogram.buckets.add()
+            bucket.label, bucket.sample_count = label, count
+        present = sum(values.values())
+    else:
+        stats = feature.num_stats
+        stats.min, stats.max = numbers
+        present = 100
+    stats.common_stats.num_non_missing, stats.common_stats.num_missing = present, missing
+
+
+def split_stats(sex: dict[str, int], *, income=(0.0, 9.0), employment: dict[str, int] | None = None,
+                leave_out: tuple[str, ...] = ()):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from tests.components.conftest import CATEGORICAL, NUMERIC
+
+    dataset = statistics_pb2.DatasetFeatureStatistics(num_examples=100)
+    for name in NUMERIC:
+        if name not in leave_out:
+            feature_stats(dataset, name, numbers=income if name == "income" else (0.0, 1.0))
+    for name in CATEGORICAL:
+        if name not in leave_out:
+            feature_stats(dataset, name, {"sex": sex, "employment_type": employment}.get(name) or {"a": 60, "b": 40})
+    return dataset
+
+
+def evaluator_section(gates: list[dict], **more):
+    from pipeline.config import EvaluatorConfig
+
+    return EvaluatorConfig.model_validate({"gates": gates, **more})
+
+
+def test_fairness_reference_absent_from_the_data_is_a_config_error_before_training():
+    # was: found by the Evaluator after training ("reference group sex=nonbinary has no examples")
+    from components.schema_gen.data_checks import check
+    from pipeline.errors import ConfigError
+    from tests.components.conftest import features_config
+
+    train = split_stats({"female": 50, "male": 50})
+    evaluator = evaluator_section([{"metric": "auc", "min": 0.5},
+                                   {"fairness": "positive_rate", "feature": "sex", "max_gap": 0.1,
+                                    "reference": "nonbinary"}])
+
+    with pytest.raises(ConfigError) as info:
+        check(train, train, evaluator, features_config())
+
+    assert info.value.exit_code == 2
+    assert str(info.value) == ("the pipeline YAML: 1 configuration error\n  evaluator.gates[1].reference: 'nonbinary' "
+                               "is not a group of sex in the data; expected one of the groups that exist (train "
+                               "split: female (50), male (50))")
+
+
+def test_fairness_reference_without_eval_examples_and_empty_slice_features_are_config_errors():
+    from components.schema_gen.data_checks import check
+    from pipeline.errors import ConfigError
+    from tests.components.conftest import features_config
+
+    train = split_stats({"female": 50, "male": 50})
+    evaluated = split_stats({"male": 30}, leave_out=("race",))
+    evaluator = evaluator_section([{"fairness": "positive_rate", "feature": "sex", "max_gap": 0.1, "reference": "female"},
+                                   {"metric": "auc", "min": 0.5, "per": ["race"]}], slices=[["sex"], ["race"]])
+
+    with pytest.raises(ConfigError) as info:
+        check(train, evaluated, evaluator, features_config())
+
+    issues = {issue.path: issue.message for issue in info.value.issues}
+    assert issues["evaluator.gates[0].reference"].startswith(
+        "'female' has no examples in the eval split (evaluator.split), so the gate could only fail after training; "
+        "groups there: male (30)")
+    assert issues["evaluator.gates[1].per"].startswith("race has no value in the eval split")
+    assert issues["evaluator.slices[1]"].startswith("race has no value in the eval split")
+
+
+def test_a_sensitive_group_without_eval_examples_is_reported():
+    from components.schema_gen.data_checks import check
+    from tests.components.conftest import features_config
+
+    train = split_stats({"female": 45, "male": 50, "other": 5})
+    evaluated = split_stats({"female": 20, "male": 25})
+    evaluator = evaluator_section([{"fairness": "positive_rate", "feature": "sex", "min_ratio": 0.8}])
+
+    found = check(train, evaluated, evaluator, features_config())
+
+    assert found.absent_groups == {"sex": ["other"]}
+    assert found.warnings() == ["group sex=other has no eval examples: the Evaluator cannot judge it (fairness "
+                                "gates and slices leave it out)"]
+
+
+def test_constant_and_all_missing_features_are_found_from_train_statistics():
+    from components.schema_gen.data_checks import check
+    from tests.components.conftest import features_config
+
+    train = split_stats({"female": 50, "male": 50}, income=(4.0, 4.0), employment={"salaried": 100},
+                        leave_out=("age",))
+
+    found = check(train, train, evaluator_section([]), features_config())
+
+    assert found.constant == {"income": "4", "employment_type": "'salaried'"} and found.all_missing == ["age"]
+    assert found.feature_warnings() == [
+        "feature 'income' has one value in every train row (4): the model learns nothing from it and serves "
+        "arbitrary scores for other values; drop it from features or fix the data",
+        "feature 'employment_type' has one value in every train row ('salaried'): the model learns nothing from "
+        "it and serves arbitrary scores for other values; drop it from features or fix the data",
+        "feature 'age' is missing in every train row: the model learns nothing from it; drop it from features "
+        "or fix the data"]
+
+
+@pytest.mark.slow
+def test_schema_gen_warns_or_fails_on_a_constant_column_and_checks_gate_references(tmp_path, clean_lines, capsys):
+    # was: a constant income passed every check and the model served nonsense for other incomes
+    header = clean_lines[0].rstrip("\n").split(",")
+    lines = [clean_lines[0]] + [set_field(line, header, "income", "52000") for line in clean_lines[1:]]
+    source = json.dumps(write_lines(tmp_path / "constant.csv", lines))
+    until = ["--until", "SchemaGen"]
+    loose = "validation:\n  on_anomaly: warn\n"
+
+    def yaml(extra: str) -> str:
+        path = tmp_path / "pipeline.yaml"
+        path.write_text(pipeline_yaml(source, extra=extra))
+        return str(path)
+
+    assert main(["run", yaml(loose), *until]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: feature 'income' has one value in every train row (52000)" in out
+    schema_dirs = [os.path.join(root, "schema") for root, dirs, _ in os.walk(tmp_path / "runs") if "schema" in dirs]
+    recorded = json.load(open(os.path.join(schema_dirs[0], "data_checks.json")))
+    assert recorded["constant"] == {"income": "52000"}
+
+    assert main(["run", yaml(loose + "  on_constant: fail\n"), *until]) == 3
+    err = capsys.readouterr().err
+    assert "SchemaGen failed: the train split: feature 'income' has one value in every train row (52000)" in err
+    assert "(validation.on_constant: fail; set it to warn to go on)" in err
+
+    gate = ("evaluator:\n  gates:\n    - {fairness: positive_rate, feature: sex, max_gap: 0.2, reference: nonbinary}\n")
+    assert main(["run", yaml(loose + gate), *until]) == 2
+    err = capsys.readouterr().err
+    assert "evaluator.gates[0].reference: 'nonbinary' is not a group of sex in the data; expected one of the " \
+           "groups that exist (train split: female (" in err
