@@ -12,6 +12,15 @@ no-regression gate to need one, nothing pushed yet, or the candidate itself is w
 after its push compares with nothing, as the run before the push did). The file holds only what the
 Evaluator's result depends on, so every "no baseline" is the same content and keeps the Evaluator
 cached; why there is none is in the figures (``no_baseline_because``) and the progress line.
+
+A version that cannot serve as it was pushed (a file deleted or truncated, ``saved_model.pb`` missing,
+variables TensorFlow cannot read: ``components.pusher.versions.version_problem``) is never the
+baseline, as TFMA would fail on it in every later run. It is skipped and reported by version and path
+with what to do, and the newest intact version before it is the baseline: that is the one TF Serving
+keeps serving when the newest fails to load. The record then also lists the skipped versions
+(``unusable``: version, uri, problem), so the Evaluator re-executes when that changes. When no
+version is intact there is no baseline, the figures say why, and the no-regression checks say "no
+baseline". The Pusher replaces a damaged newest version with its next push, even of the same model.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import json
 import os
 from typing import Callable, Mapping
 
-from components.pusher.versions import is_url, latest, model_sha256, read_manifest
+from components.pusher.versions import is_url, join, model_sha256, read_manifest, version_problem, versions
 from pipeline.config import EvaluatorConfig, PusherConfig, RegressionGate, Section
 from pipeline.files import atomic_write_json
 from pipeline.specs import BASELINE_MODEL
@@ -42,11 +51,23 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     reason = record.pop("reason", None)
     os.makedirs(os.path.dirname(outputs["baseline"]) or ".", exist_ok=True)
     atomic_write_json(outputs["baseline"], record, indent=2, sort_keys=True)
+    figures = {}
+    if record.get("unusable"):
+        for skipped in record["unusable"]:
+            progress(unusable_message(skipped))
+        figures["unusable_versions"] = ", ".join(str(skipped["version"]) for skipped in record["unusable"])
     if record["serving"]:
         progress(f"the model serving now is version {record['version']} ({record['uri']})")
-        return {"baseline": str(record["version"])}
+        return {"baseline": str(record["version"]), **figures}
     progress(f"no baseline: {reason}")
-    return {"baseline": "none", "no_baseline_because": reason}
+    return {"baseline": "none", "no_baseline_because": reason, **figures}
+
+
+def unusable_message(skipped: dict) -> str:
+    """What the user reads about a version that cannot be the baseline, and what to do."""
+    return (f"version {skipped['version']} in pusher.destination ({skipped['uri']}) cannot serve: "
+            f"{skipped['problem']}. It is not used as the baseline; remove that folder (TF Serving cannot load "
+            "it either), or let the next push add a newer version")
 
 
 def resolve(pusher: PusherConfig, evaluator: EvaluatorConfig, candidate_dir: str) -> dict:
@@ -57,17 +78,37 @@ def resolve(pusher: PusherConfig, evaluator: EvaluatorConfig, candidate_dir: str
         return {"serving": False, "reason": "pusher.destination is not set"}
     if not any(isinstance(gate, RegressionGate) for gate in evaluator.gates):
         return {"serving": False, "reason": "no no_regression gate needs a baseline"}
-    serving = latest(destination)
-    if serving is None:
+    found = versions(destination)
+    if not found:
         return {"serving": False, "reason": f"no model serves in {destination} yet"}
-    manifest = read_manifest(serving) or {}
-    fingerprint = manifest.get("model_sha256")
-    if fingerprint is None and not is_url(serving):   # a version pushed by something else than sluiceway
-        fingerprint = model_sha256(serving)
-    if fingerprint is not None and fingerprint == model_sha256(candidate_dir):
-        return {"serving": False, "reason": f"the candidate itself serves as {serving}"}
-    return {"serving": True, "version": int(os.path.basename(serving.rstrip("/"))), "uri": serving,
-            "model_sha256": fingerprint}
+    unusable = []
+    for version in reversed(found):
+        serving = join(destination, str(version))
+        manifest = read_manifest_or_none(serving)
+        problem = version_problem(serving, manifest) if manifest is not False else "its manifest cannot be read"
+        if problem:
+            unusable.append({"version": version, "uri": serving, "problem": problem})
+            continue
+        skipped = {"unusable": unusable} if unusable else {}
+        manifest = manifest or {}
+        fingerprint = manifest.get("model_sha256")
+        if fingerprint is None and not is_url(serving):   # a version pushed by something else than sluiceway
+            fingerprint = model_sha256(serving)
+        if fingerprint is not None and fingerprint == model_sha256(candidate_dir):
+            return {"serving": False, "reason": f"the candidate itself serves as {serving}", **skipped}
+        return {"serving": True, "version": version, "uri": serving, "model_sha256": fingerprint, **skipped}
+    return {"serving": False, "unusable": unusable,
+            "reason": f"no version in {destination} can serve ({len(unusable)} damaged: "
+                      + ", ".join(str(skipped["version"]) for skipped in unusable) + "), so no-regression gates "
+                      "cannot compare"}
+
+
+def read_manifest_or_none(version_dir: str) -> dict | None | bool:
+    """The version's manifest, ``None`` without one, or ``False`` when it is there but not JSON."""
+    try:
+        return read_manifest(version_dir)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def read_baseline(path: str | None) -> str | None:

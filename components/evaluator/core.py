@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from components.baseline_resolver.core import read_baseline
 from components.common.artifacts import split_file
+from components.common.model_fingerprint import model_fingerprint
 from components.evaluator import gates, report
 from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATRICES, build_eval_config, gate_index
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
@@ -46,7 +47,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     rows, baseline_rows = result["rows"], result["baseline_rows"]
     checks = gates.evaluate(evaluator, rows, baseline_rows, result["validation"])
     blocked = gates.blocking(checks, evaluator)
-    write_blessing(outputs["blessing"], checks, blocked, result["validation"])
+    write_blessing(outputs["blessing"], checks, blocked, result["validation"], model_fingerprint(inputs["model"]))
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
     page = report.render(rows, baseline_rows, [c.as_dict() for c in checks], not blocked, evaluator,
                          config["features"], f"{evaluator.split} split; baseline: {baseline or 'none'}")
@@ -81,8 +82,9 @@ def _check_row(check: gates.Check) -> tuple:
 
 
 def write_blessing(folder: str, checks: list[gates.Check], blocked: list[gates.Check],
-                   validation: gates.TfmaValidation) -> None:
-    """The verdict and every check behind it (``blessing.json``)."""
+                   validation: gates.TfmaValidation, fingerprint: str) -> None:
+    """The verdict, every check behind it, and the ``model_fingerprint`` of the model judged
+    (``blessing.json``): the Pusher pushes only a model with that fingerprint."""
     os.makedirs(folder, exist_ok=True)
     tfma = {"validation_ok": validation.validation_ok,
             "failures": sum(len(f) for f in validation.failures.values())
@@ -90,7 +92,7 @@ def write_blessing(folder: str, checks: list[gates.Check], blocked: list[gates.C
             "note": "validation_ok is TFMA's own flag, kept as written; TFMA 0.47 sets it False whenever there are "
                     "cross-slice thresholds or no thresholds at all. The verdict is 'blessed'."}
     with open(os.path.join(folder, BLESSING_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"blessed": not blocked, "checks": [c.as_dict() for c in checks],
+        json.dump({"blessed": not blocked, "model_fingerprint": fingerprint, "checks": [c.as_dict() for c in checks],
                    "blocking": [c.as_dict() for c in blocked], "tfma_validation": tfma}, handle, indent=2)
 
 

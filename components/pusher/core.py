@@ -5,19 +5,34 @@ The destination is TF Serving's layout, ``<destination>/<version>/``, in a local
 records where the model came from and the gate results. Wherever the destination is:
 
 - existing versions are never overwritten or deleted;
-- a version number is never reused, whatever form it is found in: a version, a numbered folder a push
-  left incomplete, or a temporary copy (``.tmp-<version>-<random>``);
+- a version number is never reused while it is found in any form: a version, a numbered folder a push
+  left incomplete, or a temporary copy (``.tmp-<version>-...``);
 - a push that fails or is killed midway adds no version that ``versions``/``latest`` report, so the
   Evaluator never takes half a model as its baseline; what it leaves behind (a ``.tmp-`` folder, which
-  TF Serving ignores as it only loads numbered folders) stays until someone removes it.
+  TF Serving ignores as it only loads numbered folders) is removed by the next push to a local folder
+  (see "Temporary copies" below) and stays on a URL until someone removes it;
+- only the model the Evaluator judged is pushed: the blessing records that model's
+  ``model_fingerprint`` (``components.common.model_fingerprint``), and the Pusher recomputes it on the
+  model it is about to push and refuses, naming both fingerprints, when they differ (a model damaged
+  or replaced after evaluation; in Kubeflow, or between two tasks, the local cache's check of its
+  outputs does not run);
+- the copy is loaded once (``tf.saved_model.load``, with a ``serving_default`` signature) before it
+  becomes a version; a copy that does not load is removed and nothing is pushed;
+- a model whose ``model_fingerprint`` is the serving version's (an intact one) is not pushed again:
+  a re-executed Trainer that produced the same weights adds no version.
 
-A local folder: the model and its manifest are copied to ``<destination>/.tmp-<version>-<random>/``,
-which is then renamed to ``<destination>/<version>/``. The rename is atomic, so every reader, TF Serving
+Temporary copies (local folder): a push names its copy ``.tmp-<version>-<host>-<pid>-<random>`` and
+holds an exclusive ``flock`` on ``<copy>.lock`` from before the copy exists until after it is renamed.
+The kernel drops the lock when the process dies, even by kill -9, so the next push removes every copy
+whose lock nobody holds and never one whose push is still running.
+
+A local folder: the model and its manifest are copied to ``<destination>/.tmp-<version>-...``,
+loaded from there, then renamed to ``<destination>/<version>/``. The rename is atomic, so every reader, TF Serving
 included, sees either no version or a complete one with its manifest.
 
 A URL: object stores such as GCS have no folders to rename, only objects, each written or renamed
 whole, so a version cannot appear at once. The model is uploaded to ``<destination>/.tmp-<version>-
-<random>/`` (the slow part, which no reader looks at), then moved object by object into
+...`` (the slow part, which no reader looks at) and loaded from there, then moved object by object into
 ``<destination>/<version>/`` (server-side copies, seconds), ``saved_model.pb`` last, and only then is the
 manifest written there: the manifest is the commit marker, and on a URL ``versions`` counts a numbered
 folder only when its manifest is in it. What a reader can see:
@@ -42,16 +57,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import time
 from typing import Callable, Mapping
 
-from components.pusher.versions import (MANIFEST_FILE, TEMPORARY_PREFIX, entries, is_url, join, latest,
-                                        model_sha256, read_manifest, taken_numbers)
+from components.common.model_fingerprint import ModelUnreadable, model_fingerprint
+from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_temporaries, entries, held_lock,
+                                        is_url, join, latest, model_record, model_sha256, read_manifest,
+                                        taken_numbers, temporary_name, version_problem)
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
+
+SERVING_SIGNATURE = "serving_default"  # what TF Serving calls when a request names no signature
+
+
+class ModelNotPushed(SluicewayError):
+    """The model cannot be pushed as it is (changed since it was evaluated, unreadable, or its copy does
+    not load); nothing was pushed and the serving version is unchanged."""
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
@@ -76,71 +99,161 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
 
 def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: str,
          progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None) -> dict:
-    """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so.
+    """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so, and if it is the
+    model the blessing judged.
 
     Args:
         model_dir: The SavedModel folder (local).
         destination: A local folder or a URL (``gs://bucket/models/credit``).
 
     Returns:
-        What was pushed: version, path, and the manifest written inside the version.
+        What was pushed: version, path, and the manifest written inside the version; or, when the
+        same model already serves (an intact version with its fingerprint), ``pushed`` false and why.
 
     Raises:
         GateFailed: The model is not blessed (the Pusher checks this itself, whatever ran before).
+        ModelNotPushed: The model is not the one the blessing judged (its fingerprint differs, it cannot
+            be read, or the blessing names none), or its copy does not load; nothing is left behind.
         SluicewayError: The destination cannot be written (or, for a URL, read or reached).
     """
-    with open(os.path.join(blessing_dir, BLESSING_FILE), encoding="utf-8") as handle:
+    blessing_path = os.path.join(blessing_dir, BLESSING_FILE)
+    with open(blessing_path, encoding="utf-8") as handle:
         blessing = json.load(handle)
     if not blessing["blessed"]:
         raise GateFailed(f"Pusher: the model is not blessed ({len(blessing['blocking'])} gate checks failed); "
                          "nothing was pushed")
-    model_hash = model_sha256(model_dir)
     serving = latest(destination)
+    unchanged = f"the serving version ({serving or 'none yet'}) is unchanged"
+    fingerprint = _judged_model(model_dir, blessing, blessing_path, unchanged)
     serving_manifest = read_manifest(serving) if serving else None
-    if serving_manifest and serving_manifest.get("model_sha256") == model_hash:
-        # a rerun after a push: the same model would only be copied again under a new number
+    if serving and _serves(serving, serving_manifest, fingerprint, model_dir):
+        # a rerun after a push, or a re-executed Trainer that made the same model: a new number would add nothing
         progress(f"this model is already serving as {serving}; nothing pushed")
         return {"pushed": False, "reason": f"the same model already serves as version {serving_manifest['version']}",
                 "version": serving_manifest["version"], "path": serving}
-    manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_sha256": model_hash, **(fingerprints or {})}
+    manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_fingerprint": fingerprint,
+                **model_record(model_dir), **(fingerprints or {})}
     try:
         if is_url(destination):
-            version, target, manifest = _push_to_url(model_dir, destination, manifest)
+            version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged)
         else:
-            version, target, manifest = _push_to_folder(model_dir, destination, manifest)
+            version, target, manifest = _push_to_folder(model_dir, destination, manifest, unchanged, progress)
     except OSError as exc:
         raise SluicewayError(f"Pusher: cannot write to pusher.destination {destination}: {exc}") from None
     progress(f"pushed version {version} to {destination}")
     return {"pushed": True, "version": version, "path": target, "manifest": manifest}
 
 
-def _push_to_folder(model_dir: str, destination: str, manifest: dict) -> tuple[int, str, dict]:
+def _judged_model(model_dir: str, blessing: dict, blessing_path: str, unchanged: str) -> str:
+    """The fingerprint of ``model_dir``, when it is the model the blessing judged; refuses it otherwise."""
+    judged = blessing.get("model_fingerprint")
+    if not judged:
+        raise ModelNotPushed(f"Pusher: the blessing {blessing_path} does not say which model it judged (it has no "
+                             "model_fingerprint: an older sluiceway wrote it); nothing was pushed and "
+                             f"{unchanged}. Rerun the pipeline so that the Evaluator judges the model again")
+    try:
+        fingerprint = model_fingerprint(model_dir)
+    except ModelUnreadable as exc:
+        raise ModelNotPushed(f"Pusher: {exc}; it is not the model the Evaluator blessed (fingerprint {judged}). "
+                             f"Nothing was pushed and {unchanged}. The model was damaged after evaluation: rerun "
+                             "the pipeline so that it is trained and evaluated again") from None
+    if fingerprint != judged:
+        raise ModelNotPushed(f"Pusher: the model in {model_dir} is not the model the Evaluator blessed: its "
+                             f"fingerprint is {fingerprint}, the blessing ({blessing_path}) judged {judged}. The "
+                             f"model changed after evaluation; nothing was pushed and {unchanged}. Rerun the "
+                             "pipeline so that the model is evaluated as it is now")
+    return fingerprint
+
+
+def _serves(serving: str, manifest: dict | None, fingerprint: str, model_dir: str) -> bool:
+    """Whether the intact serving version is this model: by fingerprint, or for a version pushed before
+    fingerprints, by its files' content (``model_sha256``) or the fingerprint read from its files."""
+    manifest = manifest or {}
+    if "version" not in manifest or version_problem(serving, manifest) is not None:
+        return False  # a damaged version is replaced by a new one, even of the same model
+    if manifest.get("model_fingerprint"):
+        return manifest["model_fingerprint"] == fingerprint
+    if manifest.get("model_sha256") == model_sha256(model_dir):
+        return True
+    try:
+        return model_fingerprint(serving) == fingerprint
+    except ModelUnreadable:
+        return False
+
+
+def _check_copy(copy: str, fingerprint: str) -> str | None:
+    """Why the pushed copy would not serve as the model evaluated (``None`` when it would): its
+    fingerprint, then TensorFlow loading it and finding its ``serving_default`` signature."""
+    import tensorflow as tf
+
+    try:
+        copied = model_fingerprint(copy)
+    except ModelUnreadable as exc:
+        return exc.problem
+    if copied != fingerprint:
+        return f"its fingerprint is {copied}, the model's is {fingerprint} (the copy differs from the model)"
+    try:
+        loaded = tf.saved_model.load(copy)
+    except Exception as exc:  # noqa: BLE001 - whatever stops TensorFlow loading it stops TF Serving too
+        message = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
+        return f"tf.saved_model.load fails: {type(exc).__name__}: {message[0] if message else ''}"
+    if SERVING_SIGNATURE not in loaded.signatures:
+        return f"it has no {SERVING_SIGNATURE} signature (it has {', '.join(sorted(loaded.signatures)) or 'none'})"
+    return None
+
+
+def _refuse_copy(copy: str, problem: str, unchanged: str) -> ModelNotPushed:
+    return ModelNotPushed(f"Pusher: the copy of the model in {copy} cannot be served: {problem}. The copy was "
+                          f"removed; nothing was pushed and {unchanged}")
+
+
+def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged: str,
+                    progress: Callable[[str], None]) -> tuple[int, str, dict]:
     os.makedirs(destination, exist_ok=True)
+    removed, unknown = clean_stale_temporaries(destination)
+    if removed:
+        progress(f"removed {len(removed)} temporary copies that killed pushes left in {destination}: "
+                 + ", ".join(removed))
+    if unknown:
+        progress(f"kept {', '.join(unknown)} in {destination}: no lock file says whether its push still runs "
+                 "(remove it by hand once no push runs)")
     version = _next_version(entries(destination))
-    temporary = os.path.join(destination, f"{TEMPORARY_PREFIX}{version}-{secrets.token_hex(3)}")
-    shutil.copytree(model_dir, temporary)
-    manifest = {"version": version, **manifest}
-    with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
-    target = os.path.join(destination, str(version))
-    os.rename(temporary, target)  # atomic on one file system; never replaces an existing version
+    name = temporary_name(version)
+    temporary, target = os.path.join(destination, name), os.path.join(destination, str(version))
+    with held_lock(temporary + LOCK_SUFFIX):  # held until the copy is a version: the next push leaves it alone
+        try:
+            shutil.copytree(model_dir, temporary)
+            manifest = {"version": version, **manifest}
+            with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
+                json.dump(manifest, handle, indent=2)
+            problem = _check_copy(temporary, manifest["model_fingerprint"])
+            if problem:
+                raise _refuse_copy(temporary, problem, unchanged)
+            os.rename(temporary, target)  # atomic on one file system; never replaces an existing version
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
     return version, target, manifest
 
 
-def _push_to_url(model_dir: str, destination: str, manifest: dict) -> tuple[int, str, dict]:
+def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: str) -> tuple[int, str, dict]:
     import tensorflow as tf
 
     gfile = tf.io.gfile
     try:
         gfile.makedirs(destination)
         version = _next_version(entries(destination))
-        temporary = join(destination, f"{TEMPORARY_PREFIX}{version}-{secrets.token_hex(3)}")
+        temporary = join(destination, temporary_name(version))
         target = join(destination, str(version))
         folders, files = _model_tree(model_dir)
         for folder in folders:
             gfile.makedirs(join(temporary, folder))
         for name in files:  # the upload, the slow part, under a name TF Serving ignores
             gfile.copy(os.path.join(model_dir, name), join(temporary, name), overwrite=False)
+        problem = _check_copy(temporary, manifest["model_fingerprint"])  # loads what was uploaded
+        if problem:
+            gfile.rmtree(temporary)
+            raise _refuse_copy(temporary, problem, unchanged)
         if gfile.exists(target):
             raise SluicewayError(f"Pusher: version {version} appeared in pusher.destination {destination} while "
                                  "this push was copying; run one push at a time to a destination")

@@ -5,18 +5,30 @@ file systems know). What counts as a complete version follows from what the stor
 ``components.pusher.core``): in a local folder a numbered folder only ever appears whole, by an atomic
 rename; on an object store a numbered folder fills up object by object, so it is a version only once
 its manifest, written last, is there.
+
+Two fingerprints of a model are recorded in a manifest: ``model_fingerprint``
+(``components.common.model_fingerprint``: weights, assets, signatures, graph constants; the same for two
+exports of the same model) decides "this model already serves"; ``model_files`` (each file's size) and
+``model_files_sha256`` let ``version_problem`` check a pushed version cheaply, without TensorFlow.
+Manifests written before them hold ``model_sha256`` (every file's content) only; they are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import secrets
+import shutil
+import socket
 
 from pipeline.errors import SluicewayError
-from pipeline.files import tree_sha256
+from pipeline.files import files_sha256, listing_difference, tree_listing, tree_sha256
 
 MANIFEST_FILE = "sluiceway_manifest.json"
 TEMPORARY_PREFIX = ".tmp-"
+LOCK_SUFFIX = ".lock"  # beside a temporary copy: held (flock) by its push while it runs
 _NUMBERED = re.compile(r"^(?:\.tmp-)?(\d+)(?:-.*)?$")
 
 
@@ -113,3 +125,118 @@ def read_manifest(version_dir: str) -> dict | None:
             return json.loads(handle.read())
     except tf.errors.OpError as exc:
         raise SluicewayError(f"Pusher: cannot read {path}: {exc.message}") from None
+
+
+def model_record(model_dir: str) -> dict:
+    """What a manifest records to check the pushed copy later: ``model_sha256`` (as before),
+    ``model_files`` (relative path -> size) and ``model_files_sha256``."""
+    listing = tree_listing(model_dir)
+    return {"model_sha256": model_sha256(model_dir), "model_files": listing,
+            "model_files_sha256": files_sha256(model_dir, listing)}
+
+
+def version_problem(version_dir: str, manifest: dict | None) -> str | None:
+    """Why a pushed version is not the complete model it was pushed as, or ``None`` when it is.
+
+    A local version whose manifest lists its files is checked against that list (sizes, then content),
+    which needs no TensorFlow; any other version (a URL, an older manifest, none) is read as a
+    SavedModel (``model_fingerprint``), and compared with the manifest's ``model_fingerprint`` if any.
+    Files added to a version are not a problem: TF Serving reads only the SavedModel's own.
+    """
+    manifest = manifest or {}
+    recorded = manifest.get("model_files")
+    if recorded and not is_url(version_dir):
+        try:
+            found = {name: size for name, size in tree_listing(version_dir).items() if name in recorded}
+            difference = listing_difference(recorded, found)
+            if difference:
+                return difference
+            if files_sha256(version_dir, recorded) != manifest.get("model_files_sha256"):
+                return "its content differs from what was pushed, though no file changed size"
+        except OSError as exc:
+            return f"its files cannot be read ({exc.strerror or exc})"
+        return None
+    from components.common.model_fingerprint import ModelUnreadable, model_fingerprint
+
+    try:
+        fingerprint = model_fingerprint(version_dir)
+    except ModelUnreadable as exc:
+        return exc.problem
+    expected = manifest.get("model_fingerprint")
+    if expected and fingerprint != expected:
+        return f"its content differs from what was pushed (model fingerprint {fingerprint}, pushed as {expected})"
+    return None
+
+
+# --- temporary copies: named after the push that writes them, locked while it runs
+
+
+def temporary_name(version: int) -> str:
+    """``.tmp-<version>-<host>-<pid>-<random>``: who wrote a temporary copy, for a person looking at it."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
+    return f"{TEMPORARY_PREFIX}{version}-{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@contextlib.contextmanager
+def held_lock(path: str):
+    """Creates ``path`` and holds an exclusive ``flock`` on it for the block, then removes it.
+
+    The kernel releases the lock when the holder dies, however it dies (kill -9 included), so a lock
+    file nobody holds belongs to a push that is gone. The lock is taken on the file that is still at
+    ``path`` (a cleaner may remove a file between its creation and the lock; then it is made again).
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def clean_stale_temporaries(destination: str) -> tuple[list[str], list[str]]:
+    """Removes the temporary copies that pushes which are no longer running left in a local folder.
+
+    A copy is stale when nobody holds its lock file (``<copy>.lock``): its push was killed. A live
+    push holds its lock from before its copy exists until after the copy is renamed to a version, so
+    its copy is never touched. A ``.tmp-`` folder without a lock file (left by a sluiceway that did not
+    lock) is kept, as nothing says whether its push still runs.
+
+    Returns:
+        The names removed, and the names kept because nothing says whether they are stale.
+    """
+    names = entries(destination)
+    removed = []
+    for name in sorted(names):
+        if not name.startswith(TEMPORARY_PREFIX) or not name.endswith(LOCK_SUFFIX):
+            continue
+        lock = os.path.join(destination, name)
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # its push just finished
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live push holds it
+            os.close(fd)
+            continue
+        try:
+            copy = name[:-len(LOCK_SUFFIX)]
+            shutil.rmtree(os.path.join(destination, copy), ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            removed.append(copy)
+        finally:
+            os.close(fd)
+    locked = {name[:-len(LOCK_SUFFIX)] for name in names if name.endswith(LOCK_SUFFIX)}
+    unknown = [name for name in sorted(names) if name.startswith(TEMPORARY_PREFIX) and not name.endswith(LOCK_SUFFIX)
+               and name not in locked and name not in removed]
+    return removed, unknown

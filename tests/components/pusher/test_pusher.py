@@ -1,40 +1,35 @@
-"""The Pusher on a stand-in model folder: versions, manifest, refusal, and a push killed midway."""
+"""The Pusher on a tiny real SavedModel: versions, manifest, refusal, and a push killed midway."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from components.pusher.core import push
+from tests.components.pusher.models import bless, save_model
 from components.pusher.versions import MANIFEST_FILE, latest, versions
 from pipeline.errors import GateFailed, SluicewayError
 
 
 def _inputs(tmp_path, blessed: bool = True):
-    model = tmp_path / "run" / "Trainer" / "model"
-    (model / "variables").mkdir(parents=True)
-    (model / "saved_model.pb").write_bytes(b"graph" * 1000)
-    (model / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(200_000))
-    (model / "variables" / "variables.index").write_bytes(b"index")
-    blessing = tmp_path / "blessing"
-    blessing.mkdir()
-    check = {"gate": "gates[0] auc min 0.7 overall", "slice": "overall", "metric": "auc", "value": 0.8,
-             "bound": ">= 0.7", "baseline": None, "status": "pass" if blessed else "fail", "detail": ""}
-    (blessing / "blessing.json").write_text(json.dumps(
-        {"blessed": blessed, "checks": [check], "blocking": [] if blessed else [check]}))
+    model = save_model(tmp_path / "run" / "Trainer" / "model")
+    blessing = bless(tmp_path / "blessing", model, blessed)
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir()
     (evaluation / "metrics.json").write_text(json.dumps({"slices": [{"slice": "overall", "metrics": {"auc": 0.8}}]}))
-    return str(model), str(blessing), str(evaluation)
+    return model, blessing, str(evaluation)
 
 
-def _retrain(model: str) -> None:
-    with open(os.path.join(model, "variables", "variables.index"), "wb") as handle:
-        handle.write(os.urandom(64))
+def _retrain(model: str, weights=(0.25, 1.5)) -> None:
+    """The Trainer made another model in the same folder, and the Evaluator blessed it."""
+    shutil.rmtree(model)
+    save_model(model, weights)
+    bless(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(model))), "blessing"), model)
 
 
 def test_each_push_adds_a_version_with_a_manifest_and_keeps_the_others(tmp_path):
@@ -48,8 +43,10 @@ def test_each_push_adds_a_version_with_a_manifest_and_keeps_the_others(tmp_path)
     manifest = json.load(open(os.path.join(destination, str(first["version"]), MANIFEST_FILE)))
     assert manifest["version"] == first["version"] and manifest["metrics"] == {"auc": 0.8}
     assert manifest["gates"][0]["status"] == "pass" and manifest["config_sha256"] == "abc" and manifest["run"] == "run"
-    for version in versions(destination):
-        assert open(os.path.join(destination, str(version), "saved_model.pb"), "rb").read() == b"graph" * 1000
+    latest_manifest = json.load(open(os.path.join(destination, str(second["version"]), MANIFEST_FILE)))
+    blessed = json.load(open(os.path.join(blessing, "blessing.json")))["model_fingerprint"]
+    assert latest_manifest["model_fingerprint"] == blessed != manifest["model_fingerprint"]
+    assert latest_manifest["model_files"]["saved_model.pb"] == os.path.getsize(os.path.join(model, "saved_model.pb"))
 
 
 def test_the_model_already_serving_is_not_pushed_again(tmp_path):
@@ -180,7 +177,7 @@ def test_on_a_url_saved_model_pb_then_the_manifest_appear_last(tmp_path, ram_des
     monkeypatch.setattr(tf.io.gfile, "rename", recording_rename)
     pushed = push(model, blessing, evaluation, ram_destination)
 
-    assert [name for name, _ in moved][-1] == "saved_model.pb" and len(moved) == 3
+    assert [name for name, _ in moved][-1] == "saved_model.pb" and len(moved) == len(_local_files(model))
     assert all(seen == [] for _, seen in moved)  # not a version while its files are being moved in
     assert versions(ram_destination) == [pushed["version"]]
 
@@ -235,7 +232,7 @@ def test_a_url_push_killed_while_moving_in_is_no_version_and_its_number_is_never
     monkeypatch.undo()
     [partial] = [name for name in tf.io.gfile.listdir(ram_destination) if name.isdigit() and name != str(existing)]
     left = _files(f"{ram_destination}/{partial}")
-    assert list(left) == ["variables/variables.data-00000-of-00001"]  # no saved_model.pb: not a SavedModel yet
+    assert len(left) == 1 and "saved_model.pb" not in left  # no saved_model.pb: not a SavedModel yet
 
     assert versions(ram_destination) == [existing] and latest(ram_destination).endswith(f"/{existing}")
     later = push(model, blessing, evaluation, ram_destination)["version"]
