@@ -17,12 +17,15 @@ name it with the threshold, ``accuracy@0.5``), comes from the metric table (``me
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from components.evaluator import metrics as table
 from components.evaluator.eval_config import checked_by_tfma, decision_threshold
 from pipeline.config import EvaluatorConfig, FairnessGate, MetricGate, RegressionGate
+from pipeline.specs import SPLIT_INFO_FILE
 
 PASS, FAIL, INSUFFICIENT, NO_BASELINE = "pass", "fail", "insufficient data", "no baseline"
 TFMA, SLUICEWAY = "TFMA", "sluiceway"
@@ -89,8 +92,21 @@ def _rows_for(rows: list[dict], features: list[str] | None) -> list[dict]:
     return [r for r in rows if sorted(r["features"]) == sorted(features)]
 
 
+def data_groups(examples_dir: str) -> dict[str, list[str]]:
+    """The groups of each sensitive feature in any split of the data, from ExampleGen's
+    ``split_info.json`` (empty for an Examples artifact written before it recorded them)."""
+    path = os.path.join(examples_dir, SPLIT_INFO_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            recorded = json.load(handle).get("groups", {})
+    except (OSError, ValueError):
+        return {}
+    return {name: sorted({group for counts in by_split.values() for group in counts})
+            for name, by_split in recorded.items()}
+
+
 def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None,
-             tfma: TfmaValidation) -> list[Check]:
+             tfma: TfmaValidation, groups: Mapping[str, Iterable[str]] | None = None) -> list[Check]:
     """Every check of every gate, in gate order.
 
     Args:
@@ -98,6 +114,8 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         rows: The candidate's per-slice rows (see ``core.run_evaluator``).
         baseline_rows: The serving model's rows, or ``None`` when nothing is serving.
         tfma: TFMA's validation of the gates' thresholds.
+        groups: The groups each feature has in the data (``data_groups``); a fairness gate's group
+            with no row in the evaluated split is then a check of its own, "no eval examples".
     """
     checks: list[Check] = []
     for index, gate in enumerate(evaluator.gates):
@@ -107,7 +125,10 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         if isinstance(gate, MetricGate):
             checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), threshold, verdict)
         elif isinstance(gate, FairnessGate):
-            checks += _fairness_checks(name, gate, _rows_for(rows, [gate.feature]), threshold, verdict)
+            gate_rows = _rows_for(rows, [gate.feature])
+            checks += _absent_group_checks(name, gate, gate_rows, (groups or {}).get(gate.feature, ()),
+                                           threshold, evaluator.split)
+            checks += _fairness_checks(name, gate, gate_rows, threshold, verdict)
         else:
             checks += _regression_checks(name, gate, _rows_for(rows, gate_slices(gate)),
                                          None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)),
@@ -146,6 +167,16 @@ def _metric_checks(name: str, gate: MetricGate, rows: list[dict], threshold: flo
         checks.append(Check(name, row["slice"], metric.column(threshold), value, bound, None, status,
                             f"{row['size']:,.0f} examples"))
     return checks
+
+
+def _absent_group_checks(name: str, gate: FairnessGate, rows: list[dict], known: Iterable[str], threshold: float,
+                         split: str) -> list[Check]:
+    """A group the data holds with no example in the evaluated split: the gate cannot judge it."""
+    present = {r["slice"] for r in rows}
+    metric = f"{gate.fairness}@{threshold:g}"
+    return [Check(name, f"{gate.feature}={group}", metric, None, "", None, INSUFFICIENT,
+                  f"group {gate.feature}={group} has no {split} examples: left out of the comparison", SLUICEWAY)
+            for group in sorted(known) if f"{gate.feature}={group}" not in present]
 
 
 def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold: float,

@@ -121,6 +121,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
     rows = dict.fromkeys(SPLITS, 0)
     labels: Counter = Counter()
     non_finite: Counter = Counter()
+    groups: dict[str, dict[str, Counter]] = {name: {split: Counter() for split in SPLITS} for name in features.sensitive}
     os.makedirs(examples_dir, exist_ok=True)
     writers = {}
     for split in SPLITS:
@@ -141,9 +142,12 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                 keys = _split_keys(batch, data.split.key, path)
                 labels.update(_label_values(batch, features.label))
                 per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
-                for key, record in zip(keys, records):
+                row_splits = np.empty(len(keys), dtype=np.int8)
+                for row, (key, record) in enumerate(zip(keys, records)):
                     bucket = int.from_bytes(hashlib.md5(key).digest()[:8], "little") % _BUCKETS
-                    per_split[SPLITS[0] if bucket < bounds[0] else SPLITS[1] if bucket < bounds[1] else SPLITS[2]].append(record)
+                    row_splits[row] = 0 if bucket < bounds[0] else 1 if bucket < bounds[1] else 2
+                    per_split[SPLITS[row_splits[row]]].append(record)
+                _count_groups(groups, batch, row_splits, features.sensitive)
                 for split, chunk in per_split.items():
                     writers[split].write_many(chunk)
                     rows[split] += len(chunk)
@@ -177,10 +181,23 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "label": features.label,
         "label_counts": dict(sorted(labels.items())),
         "non_finite_as_missing": dict(sorted(non_finite.items())),
+        "groups": {name: {split: dict(sorted(counts.items())) for split, counts in by_split.items()}
+                   for name, by_split in groups.items()},
     }
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
     return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels), non_finite=dict(non_finite))
+
+
+def _count_groups(groups: dict[str, dict[str, Counter]], batch: pa.RecordBatch, row_splits: np.ndarray,
+                  sensitive: list[str]) -> None:
+    """Adds the rows per value of each sensitive feature, per split (missing values are not a group)."""
+    for name in sensitive:
+        column = batch.column(batch.schema.get_field_index(name)).cast(pa.string())
+        for index, split in enumerate(SPLITS):
+            for item in pc.value_counts(column.filter(pa.array(row_splits == index))).to_pylist():
+                if item["values"] is not None:
+                    groups[name][split][item["values"]] += item["counts"]
 
 
 class _NonFinite:

@@ -443,3 +443,40 @@ def test_schema_gen_warns_or_fails_on_a_constant_column_and_checks_gate_referenc
     err = capsys.readouterr().err
     assert "evaluator.gates[0].reference: 'nonbinary' is not a group of sex in the data; expected one of the " \
            "groups that exist (train split: female (" in err
+
+
+def test_a_fairness_gate_lists_groups_without_eval_examples_in_its_checks_and_report(tmp_path, clean_lines):
+    # was: a group with 0 eval examples was not mentioned anywhere by the fairness gate
+    from components.evaluator import gates, report
+    from pipeline.config import EvaluatorConfig
+    from tests.components.conftest import features_config
+
+    header = clean_lines[0].rstrip("\n").split(",")
+    lines = list(clean_lines)
+    lines[3] = set_field(lines[3], header, "sex", "nonbinary")  # one row: lands in one split only
+    example_gen(tmp_path, write_lines(tmp_path / "groups.csv", lines))
+    examples = str(tmp_path / "examples")
+    recorded = json.load(open(os.path.join(examples, "split_info.json")))["groups"]["sex"]
+    assert sum(counts.get("nonbinary", 0) for counts in recorded.values()) == 1
+    assert sum(sum(counts.values()) for counts in recorded.values()) <= ROWS
+    known = gates.data_groups(examples)
+    assert known["sex"] == ["female", "male", "nonbinary"]
+
+    def row(name, size, rate):
+        return {"slice": name, "features": ["sex"] if name != "overall" else [], "size": size,
+                "insufficient": size < 30, "metrics": {"positive_rate@0.5": rate, "auc": 0.8}}
+
+    rows = [row("overall", 200, 0.4), row("sex=female", 100, 0.35), row("sex=male", 100, 0.45)]
+    evaluator = EvaluatorConfig.model_validate(
+        {"gates": [{"fairness": "positive_rate", "feature": "sex", "min_ratio": 0.7}]})
+
+    checks = gates.evaluate(evaluator, rows, None, gates.TfmaValidation(), groups=known)
+
+    [absent] = [c for c in checks if c.slice == "sex=nonbinary"]
+    assert absent.status == gates.INSUFFICIENT and absent.decided_by == gates.SLUICEWAY
+    assert absent.detail == "group sex=nonbinary has no eval examples: left out of the comparison"
+    assert [c.status for c in checks if c is not absent] == [gates.PASS]
+    page = report.render(rows, None, [c.as_dict() for c in checks], True, evaluator, features_config(), "eval")
+    assert "group sex=nonbinary has no eval examples" in page
+    blocking = EvaluatorConfig.model_validate({**evaluator.model_dump(), "insufficient_data": "block"})
+    assert gates.blocking(checks, blocking) == [absent]
