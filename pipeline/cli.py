@@ -38,9 +38,17 @@ def _quiet_libraries() -> None:
 
 
 def _load(path: str):
-    from pipeline.loader import load_config
+    from pipeline.loader import config_warnings, load_config
 
-    return load_config(path)
+    config = load_config(path)
+    _warn(path, config_warnings(config))
+    return config
+
+
+def _warn(path: str, warnings: list) -> None:
+    """Prints each warning (a ``ConfigIssue``: YAML path and message) to stderr as ``warning: FILE: ...``."""
+    for warning in warnings:
+        print(f"warning: {path}: {warning}", file=sys.stderr)
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:

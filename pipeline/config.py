@@ -508,12 +508,51 @@ RateName = Annotated[Literal[GATE_FAIRNESS_METRICS],  # type: ignore[valid-type]
                      Expected("one of " + ", ".join(GATE_FAIRNESS_METRICS))]
 
 
+# The values each gate metric can take (components/evaluator/metrics.py has no range column): a bound outside
+# them can never be met or always holds, so it is a configuration error. A test checks every metric is here.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **{name: (0.0, 1.0) for name in ("auc", "accuracy", "precision", "recall", "f1", *GATE_FAIRNESS_METRICS)},
+    "calibration": (0.0, math.inf), "example_count": (0.0, math.inf),
+}
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return value
+
+
+FiniteNumber = Annotated[float, AfterValidator(_finite), Expected("a finite number")]
+
+
+def _range_text(metric: str) -> str:
+    low, high = METRIC_RANGES[metric]
+    return f"between {low:g} and {high:g}" if math.isfinite(high) else f"at least {low:g}"
+
+
+def _bound_problems(gate: "MetricGate") -> list[tuple[str, str]]:
+    """(field, problem) for each bound of ``gate`` that cannot be met, always holds, or contradicts the other."""
+    low, high = METRIC_RANGES[gate.metric]
+    found = []
+    for bound, value in (("min", gate.min), ("max", gate.max)):
+        if value is None or low <= value <= high:
+            continue
+        never = (value > high) == (bound == "min")
+        within = _range_text(gate.metric)
+        found.append((bound, f"{gate.metric} is {within}, so {bound} {value:g} "
+                             f"{'can never be met' if never else 'always holds'}; expected a {bound} "
+                             f"{within if within.startswith('between') else 'of ' + within}"))
+    if gate.min is not None and gate.max is not None and gate.min > gate.max:
+        found.append(("max", f"max {gate.max:g} is below min {gate.min:g}: no value can pass; expected max >= min"))
+    return found
+
+
 class MetricGate(Section):
     """A metric's bounds, overall or on every slice of the features in ``per``."""
 
     metric: MetricName
-    min: Optional[float] = None
-    max: Optional[float] = None
+    min: Optional[FiniteNumber] = Field(None, description="Lowest passing value, within the metric's range.")
+    max: Optional[FiniteNumber] = Field(None, description="Highest passing value, within the metric's range.")
     per: Optional[list[ColumnName]] = Field(None, description="Check every slice of these features, not overall.")
 
     @model_validator(mode="after")
@@ -545,7 +584,8 @@ class RegressionGate(Section):
     calibration: its distance from 1.0 may not grow by more than ``max_drop``)."""
 
     no_regression: RegressionMetricName
-    max_drop: Annotated[float, Field(strict=True, ge=0), Expected("a number of at least 0")] = 0.0
+    max_drop: Annotated[float, Field(strict=True, ge=0), AfterValidator(_finite),
+                        Expected("a finite number of at least 0")] = 0.0
     relative: bool = Field(False, description="max_drop as a fraction of the baseline's value.")
     per: Optional[list[ColumnName]] = None
 
@@ -592,7 +632,10 @@ class EvaluatorConfig(Section):
     def _thresholds_given(self) -> "EvaluatorConfig":
         problems = _Problems()
         for feature, boundaries in self.bands.items():
-            if not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+            if not all(math.isfinite(b) for b in boundaries):  # nan compares false, so it passed the order check
+                problems.add(("bands", feature), f"expected finite boundaries in increasing order, e.g. [25, 40, 60], "
+                                                 f"got {boundaries}")
+            elif not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
                 problems.add(("bands", feature),
                              f"expected boundaries in increasing order, e.g. [25, 40, 60], got {boundaries}")
         if not self.decision_thresholds:
@@ -604,6 +647,15 @@ class EvaluatorConfig(Section):
                 problems.add(("gates", index, "threshold"),
                              f"decision threshold {gate.threshold:g} missing from evaluator.decision_thresholds "
                              f"[{configured}]; expected one of those, or add {gate.threshold:g} there")
+            if isinstance(gate, MetricGate):
+                for bound, problem in _bound_problems(gate):
+                    problems.add(("gates", index, bound), problem)
+            if isinstance(gate, RegressionGate) and METRIC_RANGES[gate.no_regression] == (0.0, 1.0) \
+                    and gate.max_drop >= 1:
+                problems.add(("gates", index, "max_drop"),
+                             f"{gate.no_regression} is between 0 and 1, so it cannot drop by "
+                             f"{'100% of its value' if gate.relative else '1'} or more: max_drop {gate.max_drop:g} "
+                             f"never fails; expected a max_drop below 1")
         problems.raise_if_any(type(self).__name__)
         return self
 
@@ -750,6 +802,23 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
             if problem:
                 problems.add(("evaluator", "bands", name), problem)
     return [(loc, "; ".join(messages)) for loc, messages in problems.by_loc.items()]
+
+
+def cross_section_warnings(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """What is valid but probably not meant, each with its YAML location: printed as warnings by
+    ``validate-config``, ``run`` and the other commands that load a file, never an error."""
+    features: Optional[FeaturesConfig] = sections.get("features")
+    evaluator: Optional[EvaluatorConfig] = sections.get("evaluator")
+    if features is None or evaluator is None:
+        return []
+    sensitive = ", ".join(features.sensitive) or "none declared"
+    return [(("evaluator", "gates", index, "feature"),
+             f"fairness gate on {gate.feature}, which is not in features.sensitive ({sensitive}); the gate is "
+             f"checked, but fairness is about sensitive attributes and the fairness report charts only those: "
+             f"add {gate.feature} to features.sensitive if it is one")
+            for index, gate in enumerate(evaluator.gates)
+            if isinstance(gate, FairnessGate) and gate.feature in features.feature_names
+            and gate.feature not in features.sensitive]
 
 
 class PipelineConfig(Section):

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config import (GATE_TAGS, LOCATED_ERROR, SECTION_MODELS, Expected, PipelineConfig,
-                             cross_section_issues)
+                             cross_section_issues, cross_section_warnings)
 from pipeline.errors import ConfigError, ConfigIssue
 
 _TOP_LEVEL = ", ".join(PipelineConfig.model_fields)
@@ -201,6 +201,13 @@ def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = Non
         raise ConfigError(file, list(dict.fromkeys(issues))) from None
 
 
+def config_warnings(config: PipelineConfig) -> list[ConfigIssue]:
+    """What in a valid ``config`` is probably not meant (a fairness gate on a feature not declared
+    sensitive, ...), each with its YAML path; the CLI prints them as ``warning: FILE: PATH: ...``."""
+    sections = {name: config.section(name) for name in PipelineConfig.model_fields}
+    return [ConfigIssue(_format_loc(loc), message) for loc, message in cross_section_warnings(sections)]
+
+
 def _cross_section_issues(data: dict, context: dict) -> list[ConfigIssue]:
     """The checks between sections, on the sections that validate on their own (a section left
     out takes its default; a missing required one, or one with errors, is left out)."""
@@ -275,25 +282,28 @@ def _walk(loc: tuple) -> tuple[Any, Any]:
     """Follows ``loc`` through the model; returns (model class or None, field info of the last step)."""
     model: Any = PipelineConfig
     info = None
-    for part in loc:
-        if isinstance(part, int):
-            continue
+    names = [part for part in loc if not isinstance(part, int)]
+    for step, part in enumerate(names):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None, None
-        fields = model.model_fields
-        by_alias = {f.alias: f for f in fields.values() if f.alias}
-        info = fields.get(part) or by_alias.get(part)
+        info = _field_of(model, part)
         if info is None:
             return None, None
-        model = _model_in(info.annotation)
+        model = _model_in(info.annotation, names[step + 1] if step + 1 < len(names) else None)
     return model, info
 
 
-def _model_in(annotation: Any) -> Any:
+def _field_of(model: type[BaseModel], name: Any) -> Any:
+    fields = model.model_fields
+    return fields.get(name) or {f.alias: f for f in fields.values() if f.alias}.get(name)
+
+
+def _model_in(annotation: Any, field: Any = None) -> Any:
+    """The model ``annotation`` holds (of a union of models, e.g. the gates: the first with ``field``)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return annotation if field is None or _field_of(annotation, field) is not None else None
     for arg in typing.get_args(annotation):
-        found = _model_in(arg)
+        found = _model_in(arg, field)
         if found is not None:
             return found
     return None

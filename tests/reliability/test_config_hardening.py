@@ -226,3 +226,101 @@ def test_whole_number_choices_of_a_float_hyperparameter_become_floats(write_pipe
 def test_non_finite_search_bounds_are_errors(write_pipeline):
     text = _errors(write_pipeline, "tuner:\n  search_space:\n    learning_rate: {min: .nan, max: 0.1}\n")
     assert "tuner.search_space.learning_rate: min is nan; expected a finite number" in text
+
+
+# -- case 3: gate bounds that cannot be met or mean nothing ----------------------------------------------------------
+
+
+def test_bounds_that_are_not_numbers_are_errors_at_their_path(write_pipeline, capsys):
+    path = write_pipeline(pipeline_yaml("data/credit.csv", extra="""\
+        evaluator:
+          decision_thresholds: [.nan]
+          gates:
+            - {metric: auc, min: .nan}
+            - {metric: auc, max: .inf}
+            - {fairness: positive_rate, feature: sex, max_gap: .nan}
+            - {fairness: false_positive_rate, feature: sex, min_ratio: .nan}
+            - {no_regression: auc, max_drop: .nan}
+            - {no_regression: auc, max_drop: .inf}
+        """))
+    assert main(["validate-config", path]) == 2
+    err = capsys.readouterr().err
+    for line in ["evaluator.decision_thresholds[0]: expected a number between 0 and 1, got nan",
+                 "evaluator.gates[0].min: expected a finite number, got nan",
+                 "evaluator.gates[1].max: expected a finite number, got inf",
+                 "evaluator.gates[2].max_gap: expected a number between 0 and 1, got nan",
+                 "evaluator.gates[3].min_ratio: expected a number between 0 and 1, got nan",
+                 "evaluator.gates[4].max_drop: expected a finite number of at least 0, got nan",
+                 "evaluator.gates[5].max_drop: expected a finite number, got inf"]:
+        assert line in err, line
+
+
+def test_bounds_outside_the_metrics_range_or_crossed_are_errors(write_pipeline):
+    text = _errors(write_pipeline, """\
+        evaluator:
+          bands: {age: [25, .nan, 60], income: [.inf]}
+          gates:
+            - {metric: auc, min: 1.2}
+            - {metric: auc, min: 0.9, max: 0.8}
+            - {metric: accuracy, max: -0.1}
+            - {metric: precision, max: 1.5}
+            - {metric: calibration, min: -1}
+            - {no_regression: auc, max_drop: 2}
+            - {no_regression: f1, max_drop: 1, relative: true}
+        """)
+    for line in [
+        "evaluator.bands.age: expected finite boundaries in increasing order, e.g. [25, 40, 60], got [25.0, nan, 60.0]",
+        "evaluator.bands.income: expected finite boundaries in increasing order",
+        "evaluator.gates[0].min: auc is between 0 and 1, so min 1.2 can never be met; expected a min between 0 and 1",
+        "evaluator.gates[1].max: max 0.8 is below min 0.9: no value can pass; expected max >= min",
+        "evaluator.gates[2].max: accuracy is between 0 and 1, so max -0.1 can never be met",
+        "evaluator.gates[3].max: precision is between 0 and 1, so max 1.5 always holds",
+        "evaluator.gates[4].min: calibration is at least 0, so min -1 always holds; expected a min of at least 0",
+        "evaluator.gates[5].max_drop: auc is between 0 and 1, so it cannot drop by 1 or more: max_drop 2 never fails",
+        "evaluator.gates[6].max_drop: f1 is between 0 and 1, so it cannot drop by 100% of its value or more",
+    ]:
+        assert line in text, line
+
+
+def test_bounds_at_the_edges_of_the_range_are_allowed(write_pipeline):
+    config = load_config(write_pipeline(pipeline_yaml("data/credit.csv", extra="""\
+        evaluator:
+          gates:
+            - {metric: auc, min: 0.7, max: 1}
+            - {metric: accuracy, min: 0, max: 0.99}
+            - {metric: calibration, min: 0.8, max: 1.25}
+            - {metric: example_count, min: 100}
+            - {fairness: positive_rate, feature: sex, min_ratio: 0.8}
+            - {no_regression: calibration, max_drop: 3}
+            - {no_regression: auc, max_drop: 0.99}
+        """)))
+    assert len(config.evaluator.gates) == 7
+
+
+def test_every_gate_metric_has_a_range():
+    from components.evaluator.metrics import METRICS
+    from pipeline.config import METRIC_RANGES
+
+    assert set(METRIC_RANGES) == {m.name for m in METRICS}
+
+
+@pytest.mark.parametrize("command", ["validate-config", "run"])
+def test_a_fairness_gate_on_a_feature_not_declared_sensitive_is_a_warning(command, write_pipeline, capsys):
+    path = write_pipeline(pipeline_yaml("data/credit.csv", extra="""\
+        evaluator:
+          gates:
+            - {fairness: positive_rate, feature: region, min_ratio: 0.8}
+            - {fairness: positive_rate, feature: sex, min_ratio: 0.8}
+        pusher:
+          destination: serving
+        """))
+    code = main([command, path])
+    err = capsys.readouterr().err
+    expected = (f"warning: {path}: evaluator.gates[0].feature: fairness gate on region, which is not in "
+                "features.sensitive (sex, race); the gate is checked")
+    assert expected in err
+    assert "gates[1]" not in err
+    if command == "validate-config":
+        assert code == 0
+    else:  # the run goes on (and stops at ExampleGen: this test's data file does not exist)
+        assert code == 3 and "ExampleGen failed" in err
