@@ -118,10 +118,11 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from pipeline.compiler import compile_pipeline
+    from pipeline.compiler import compile_pipeline, host_path_warnings
 
     config = _load(args.file)
     path = compile_pipeline(config, args.output)
+    _warn(args.file, host_path_warnings(config))
     print(f"Compiled '{config.pipeline.name}' for Kubeflow Pipelines v2: {path} (image {config.kubeflow.image})")
     return 0
 
@@ -239,15 +240,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from pipeline import submit
 
     params = submit.parse_params(args.param or [])
-    package = args.output or submit.default_package_path()
-    submission = submit.prepare(args.file, params, host=args.host, experiment=args.experiment,
-                                run_name=args.run_name, namespace=args.namespace, package=package)
-    if args.dry_run:
-        print("Dry run: nothing was sent. This is what `submit` would send:")
-        print(submission.describe())
-        return 0
-    print(f"Submitting {submission.pipeline_name} to {submission.host} (experiment '{submission.experiment}')")
-    run_id = submit.send(submission)
+    with submit.package_file(args.output) as package:   # a temporary package is removed at the end
+        submission = submit.prepare(args.file, params, host=args.host, experiment=args.experiment,
+                                    run_name=args.run_name, namespace=args.namespace, package=package,
+                                    package_kept=bool(args.output))
+        _warn(args.file, submission.warnings)
+        if args.dry_run:
+            print("Dry run: nothing was sent. This is what `submit` would send:")
+            print(submission.describe())
+            return 0
+        print(f"Submitting {submission.pipeline_name} to {submission.host} (experiment '{submission.experiment}')")
+        run_id = submit.send(submission)
     print(f"Run {submission.run_name} created: id {run_id}")
     print(f"See it at {submission.host.rstrip('/')}/#/runs/details/{run_id}")
     return 0

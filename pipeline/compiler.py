@@ -15,8 +15,9 @@ import copy
 import inspect
 import json
 import os
+import typing
 
-from pipeline.config import SECTION_MODELS, PipelineConfig
+from pipeline.config import SECTION_MODELS, PathStr, PipelineConfig
 from pipeline.errors import ConfigError, ConfigIssue
 from pipeline.files import atomic_path
 from pipeline.kfp_component import kfp_component
@@ -45,6 +46,32 @@ def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True,
     params: dict[str, object] = {name: json.dumps(value, sort_keys=True) for name, value in dumped.items()}
     params.update(embedded)
     return params
+
+
+def host_path_warnings(config: PipelineConfig, components: Components = COMPONENTS) -> list[ConfigIssue]:
+    """The local (non-URL) paths the compiled spec carries as written, one warning each naming the
+    field, the path and the tasks given it: those tasks look for the path inside their container, not
+    on this machine. Files a spec embeds (``config_files``: a curated schema, a preprocessing
+    module) travel as their content and are not warned about."""
+    embedded = {(file.section, file.field) for spec in components for file in spec.config_files}
+    warnings = []
+    for section in components.sections:
+        for name, info in SECTION_MODELS[section].model_fields.items():
+            value = getattr(config.section(section), name)
+            if not _is_path_field(info) or (section, name) in embedded or not value or "://" in value:
+                continue
+            readers = ", ".join(spec.name for spec in components if section in spec.sections)
+            warnings.append(ConfigIssue(
+                f"{section}.{info.alias or name}",
+                f"{value} is a path on this machine, compiled into the spec as written: the tasks given it "
+                f"({readers}) look for it inside their container, so it must exist there at that path (e.g. a "
+                f"mounted volume)"))
+    return warnings
+
+
+def _is_path_field(info) -> bool:
+    """Whether a config field is a ``PathStr`` (a path resolved against the YAML's folder), optional or not."""
+    return all(meta in info.metadata for meta in PathStr.__metadata__) or PathStr in typing.get_args(info.annotation)
 
 
 def _embedded_text(path: str, file) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -37,9 +39,12 @@ class Submission:
     namespace: str | None
     arguments: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    warnings: list[ConfigIssue] = field(default_factory=list)   # the file's, and host paths the spec carries
+    package_kept: bool = True
 
     def describe(self) -> str:
-        lines = [f"package:    {self.package} (pipeline '{self.pipeline_name}', image {self.image})",
+        kept = "" if self.package_kept else " (temporary: removed when submit ends; -o FILE keeps it)"
+        lines = [f"package:    {self.package}{kept} (pipeline '{self.pipeline_name}', image {self.image})",
                  f"host:       {self.host or '(none given)'}" + (f", namespace {self.namespace}" if self.namespace
                                                                   else ""),
                  f"experiment: {self.experiment}",
@@ -75,10 +80,11 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def prepare(config_file: str, params: dict[str, Any], *, host: str | None, experiment: str | None,
-            run_name: str | None, namespace: str | None, package: str) -> Submission:
-    """Validates the file with the overrides, compiles it to ``package`` and works out the run arguments."""
-    from pipeline.compiler import compile_pipeline, pipeline_parameters
-    from pipeline.loader import load_config
+            run_name: str | None, namespace: str | None, package: str, package_kept: bool = True) -> Submission:
+    """Validates the file with the overrides, compiles it to ``package`` and works out the run arguments
+    and the warnings (``loader.config_warnings``, ``compiler.host_path_warnings``) of the run's config."""
+    from pipeline.compiler import compile_pipeline, host_path_warnings, pipeline_parameters
+    from pipeline.loader import config_warnings, load_config
 
     base = load_config(config_file)
     config = load_config(config_file, overrides=params) if params else base
@@ -95,7 +101,8 @@ def prepare(config_file: str, params: dict[str, Any], *, host: str | None, exper
     return Submission(config_file=config_file, package=package, pipeline_name=base.pipeline.name,
                       image=base.kubeflow.image, host=host, experiment=experiment or base.pipeline.name,
                       run_name=run_name or f"{base.pipeline.name}-{stamp}", namespace=namespace,
-                      arguments=arguments, overrides=dict(params))
+                      arguments=arguments, overrides=dict(params),
+                      warnings=config_warnings(config) + host_path_warnings(config), package_kept=package_kept)
 
 
 def send(submission: Submission, client_factory: Callable[..., Any] | None = None) -> str:
@@ -126,6 +133,16 @@ def send(submission: Submission, client_factory: Callable[..., Any] | None = Non
     return run.run_id
 
 
-def default_package_path() -> str:
-    """A fresh temporary file name for the compiled package."""
-    return os.path.join(tempfile.mkdtemp(prefix="sluiceway-submit-"), "pipeline.yaml")
+@contextmanager
+def package_file(output: str | None) -> Iterator[str]:
+    """Where to compile the package: ``output`` when given (kept), else a file in a fresh temporary
+    folder that is removed, with whatever is in it, when the block ends (a dry run, a run sent, or
+    an error)."""
+    if output:
+        yield output
+        return
+    folder = tempfile.mkdtemp(prefix="sluiceway-submit-")
+    try:
+        yield os.path.join(folder, "pipeline.yaml")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

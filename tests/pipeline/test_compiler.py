@@ -9,6 +9,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.loader import load_config
 from pipeline.specs import COMPONENTS
+from tests.conftest import pipeline_yaml
 from tests.pipeline.regenerate_golden import GOLDEN_CONFIG, GOLDEN_SPEC, compile_golden
 
 # Fields deliberately left out of the golden comparison (none today: kfp is pinned by the lock,
@@ -172,3 +173,37 @@ def test_kubeflow_settings_are_checked_when_the_file_is_loaded(write_pipeline):
     assert "kubeflow.components.Trainr" in text and "ExampleGen" in text
     assert "kubeflow.components.Trainer.gpu: input should be greater than or equal to 1, got 0" in text
     assert "kubeflow.components.Trainer.tolerations[0].operator" in text
+
+
+def test_compile_warns_that_host_paths_must_exist_inside_the_tasks_containers(write_pipeline, tmp_path, capsys):
+    (tmp_path / "preprocessing.py").write_text("def preprocessing_fn(inputs):\n    return dict(inputs)\n")
+    path = write_pipeline(pipeline_yaml("data/credit.csv.gz", extra="""\
+        transform:
+          module_file: preprocessing.py
+        pusher:
+          destination: serving/credit
+        """))
+    out = tmp_path / "compiled.yaml"
+    assert main(["compile", path, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    source, destination = tmp_path / "data" / "credit.csv.gz", tmp_path / "serving" / "credit"
+    assert (f"warning: {path}: data.source: {source} is a path on this machine, compiled into the spec as written: "
+            "the tasks given it (ExampleGen, Pusher) look for it inside their container, so it must exist there "
+            "at that path (e.g. a mounted volume)") in err
+    assert f"warning: {path}: pusher.destination: {destination} is a path on this machine" in err
+    assert "(BaselineResolver, Pusher)" in err
+    # the preprocessing module is embedded as its content, like the curated schema: no warning, no host path
+    assert "module_file" not in err and "preprocessing.py" not in out.read_text()
+    from kfp.components import load_component_from_file
+
+    inputs = load_component_from_file(str(out)).component_spec.inputs
+    assert json.loads(inputs["preprocessing_module"].default).startswith("def preprocessing_fn(inputs):")
+    assert json.loads(inputs["transform"].default)["module_file"] is None
+
+
+def test_compile_does_not_warn_about_urls(capsys, tmp_path):
+    # the golden file's destination is gs://...; its source is a local path
+    assert main(["compile", GOLDEN_CONFIG, "-o", str(tmp_path / "compiled.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "data.source: /data/credit/*.csv.gz is a path on this machine" in err
+    assert "pusher.destination" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -99,3 +100,33 @@ def test_submit_sends_the_package_and_the_changed_sections_through_kfps_client(q
     parameters = run["runtime_config"]["parameters"]
     assert set(parameters) == {"trainer"}
     assert json.loads(parameters["trainer"])["learning_rate"] == 0.01
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Python's temporary folder for this test only, so other processes' folders do not count."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_dry_run_without_output_leaves_no_temporary_folder(quickstart, private_tmp, capsys):
+    assert main(["submit", quickstart, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Dry run: nothing was sent" in out
+    assert "(temporary: removed when submit ends; -o FILE keeps it)" in out
+    assert list(private_tmp.iterdir()) == []   # was: sluiceway-submit-*/pipeline.yaml, one per dry run
+
+
+def test_a_failed_submit_leaves_no_temporary_folder_either(quickstart, private_tmp, capsys):
+    assert main(["submit", quickstart, "--host", "http://127.0.0.1:9"]) == 1
+    assert "Nothing was submitted" in capsys.readouterr().err
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_submit_prints_the_host_path_warnings_of_the_compiled_spec(quickstart, private_tmp, capsys):
+    assert main(["submit", quickstart, "--dry-run", "--param", "pusher.destination=gs://bucket/credit"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {quickstart}: data.source: " in err and "is a path on this machine" in err
+    assert "pusher.destination" not in err   # the run's destination, with the override, is a URL
