@@ -160,15 +160,30 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     return parse_config(text, file, overrides)
 
 
-def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
-    """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths),
-    with ``overrides`` (dotted YAML path -> value) applied first."""
+def read_yaml(text: str) -> Any:
+    """``text`` read as pipeline files are: YAML 1.2 booleans, no duplicate keys, nesting and alias
+    expansion bounded (``MAX_DEPTH``, ``MAX_VALUES``).
+
+    Raises:
+        YamlTooLarge: The bounds are exceeded (its ``mark`` says where).
+        yaml.YAMLError: The text is not YAML.
+    """
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
-        if node is not None:
-            _check_expansion(node, loader.anchor_names)
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            return None
+        _check_expansion(node, loader.anchor_names)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Validates pipeline YAML ``text`` that came from ``file`` (used for messages and relative paths),
+    with ``overrides`` (dotted YAML path -> value) applied first."""
+    try:
+        data = read_yaml(text)
     except YamlTooLarge as exc:
         where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}: " if exc.mark else ""
         raise ConfigError(file, [ConfigIssue("", f"{where}{exc.message}")]) from None
@@ -179,8 +194,6 @@ def parse_config(text: str, file: str, overrides: Mapping[str, Any] | None = Non
         raise ConfigError(file, [ConfigIssue("", f"{where}malformed YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, [ConfigIssue("", f"malformed YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
     if data is None:
         raise ConfigError(file, [ConfigIssue("", f"the file is empty; expected a mapping with the keys {_TOP_LEVEL}")])
     if not isinstance(data, dict):

@@ -60,8 +60,11 @@ class Submission:
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``["trainer.epochs=5", "pusher.destination=gs://b/m"]`` -> ``{"trainer.epochs": 5, ...}``.
 
-    Values are read as YAML scalars or flow collections: ``5``, ``0.01``, ``true``, ``[64, 32]``.
+    Values are read as YAML scalars or flow collections, as the pipeline file is read (YAML 1.2 booleans,
+    bounded nesting): ``5``, ``0.01``, ``true``, ``[64, 32]``.
     """
+    from pipeline.loader import YamlTooLarge, read_yaml
+
     params: dict[str, Any] = {}
     issues = []
     for pair in pairs:
@@ -71,7 +74,9 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
                                                  f"got {pair!r}"))
             continue
         try:
-            params[key] = yaml.safe_load(text) if text.strip() else ""
+            params[key] = read_yaml(text) if text.strip() else ""   # read as the pipeline file is, bounded
+        except YamlTooLarge as exc:
+            issues.append(ConfigIssue("--param", f"{key}: {exc.message}"))
         except yaml.YAMLError:
             params[key] = text
     if issues:

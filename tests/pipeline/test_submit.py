@@ -130,3 +130,10 @@ def test_submit_prints_the_host_path_warnings_of_the_compiled_spec(quickstart, p
     err = capsys.readouterr().err
     assert f"warning: {quickstart}: data.source: " in err and "is a path on this machine" in err
     assert "pusher.destination" not in err   # the run's destination, with the override, is a URL
+
+
+def test_a_deeply_nested_param_value_is_a_config_error_not_a_recursion_error(quickstart, capsys):
+    assert main(["submit", quickstart, "--dry-run", "--param", "tuner.search_space=" + "[" * 5000 + "]" * 5000]) == 2
+    err = capsys.readouterr().err
+    assert "--param: tuner.search_space: values nested deeper than 64 levels" in err
+    assert "RecursionError" not in err
