@@ -308,7 +308,8 @@ class BeamConfig(Section):
                     + ", ".join(f"--{name}" for name in sorted(BEAM_CODE_OPTIONS))
                     + ", --sdk_location other than default/container, --environment_type=PROCESS): the only code a "
                       "pipeline file names is transform.module_file. Container images for the workers "
-                      "(--sdk_container_image) are allowed, like kubeflow.image.",
+                      "(--sdk_container_image, --environment_config=IMAGE) are allowed, like kubeflow.image, and so "
+                      "are --save_main_session and --pickle_library (they pickle sluiceway's own code).",
     )
 
 
