@@ -17,7 +17,7 @@ from components.pusher.versions import is_url
 def check_destination(sections: Mapping[str, object]) -> list[tuple[str, str]]:
     """Problems (YAML path, message) that would make a push to ``pusher.destination`` fail."""
     destination = sections["pusher"].destination
-    if is_url(destination):
+    if destination is None or is_url(destination):
         return []
     if os.path.exists(destination) and not os.path.isdir(destination):
         return [("pusher.destination", f"{destination} is a file, not a folder: the Pusher adds numbered "

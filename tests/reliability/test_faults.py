@@ -16,7 +16,8 @@ from pipeline.cli import main
 from pipeline.lineage import STORE_FILE, Lineage
 from pipeline.loader import load_config
 from pipeline.run_lock import RunLock
-from pipeline.runner import pipeline_dir, run_pipeline
+from pipeline.runner import check_preflight, pipeline_dir, run_pipeline
+from pipeline.specs import COMPONENTS
 from tests.conftest import REPO, pipeline_yaml
 
 LOOSE_DRIFT = """\
@@ -99,8 +100,10 @@ def test_an_unwritable_destination_stops_the_run_before_anything_executes(write_
     assert "Traceback" not in err
     root = _root(config_file)
     assert not os.path.exists(root) or not any(os.path.isdir(os.path.join(root, n)) for n in os.listdir(root))
-    # a run that stops before the Pusher does not need the destination
+    # a run that stops before the Pusher does not need the destination, nor does a pipeline without one
     assert main(["run", config_file, "--until", "ExampleGen"]) == 0
+    without = write_pipeline(pipeline_yaml(credit_csv), "no-destination.yaml")
+    check_preflight(COMPONENTS, load_config(without), without)  # nothing to push to: nothing to check
 
 
 def test_a_destination_that_is_a_file_is_refused_before_training(write_pipeline, credit_csv, tmp_path, capsys):
