@@ -14,9 +14,11 @@ VOCABULARY = ("employed", "self_employed", "unemployed")
 DATA_FILE = os.path.join("variables", "variables.data-00000-of-00001")
 
 
-def save_model(path, weights=(0.5, -1.0), vocabulary=VOCABULARY, units: int = 2) -> str:
+def save_model(path, weights=(0.5, -1.0), vocabulary=VOCABULARY, units: int = 2,
+               signature: str = "serving_default") -> str:
     """Saves a SavedModel to ``path`` (a new folder) and returns it as a string. ``units`` changes the
-    variables' shapes: a model of other shapes cannot restore these variables."""
+    variables' shapes: a model of other shapes cannot restore these variables. ``signature`` names
+    its one signature."""
     import tensorflow as tf
 
     path = str(path)
@@ -39,7 +41,7 @@ def save_model(path, weights=(0.5, -1.0), vocabulary=VOCABULARY, units: int = 2)
                 return {"scores": tf.reshape(tf.sigmoid(ids * self.kernel[0] + self.kernel[1]), [-1, 1])}
 
         module = Tiny()
-        tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, path, signatures={signature: module.serve})
     return path
 
 
@@ -56,9 +58,11 @@ def bless(folder, model: str, blessed: bool = True) -> str:
     return str(folder)
 
 
-def truncate(path: str, size: int = 1000) -> None:
-    """Cuts a file to its first ``size`` bytes, as a full disk or an interrupted copy leaves it."""
+def truncate(path: str, size: int | None = None) -> None:
+    """Cuts a file to its first ``size`` bytes (half of it by default), as a full disk or an interrupted
+    copy leaves it."""
     with open(path, "rb") as handle:
-        head = handle.read(size)
+        content = handle.read()
+    assert size is None or size < len(content), f"{path} has {len(content)} bytes only"
     with open(path, "wb") as handle:
-        handle.write(head)
+        handle.write(content[:len(content) // 2 if size is None else size])
