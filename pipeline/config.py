@@ -196,6 +196,20 @@ class ComparatorThresholds(Section):
     numeric_jsd: Optional[Fraction] = Field(
         0.1, description="Jensen-Shannon divergence threshold for numeric features (null disables)."
     )
+    numeric_ks_gap: Optional[Fraction] = Field(
+        0.1, description="A numeric feature is also drift when its cumulative distributions in the two splits differ "
+                         "by more than this somewhere (and the test below finds it beyond noise): TFDV's JSD can stay "
+                         "below its threshold for a real shift. null: the JSD threshold alone."
+    )
+    false_alarm_rate: Optional[
+        Annotated[float, Field(strict=True, gt=0, lt=1), Expected("a number between 0 and 1 (both excluded)")]
+    ] = Field(
+        0.01,
+        description="A distance above its threshold is drift only if a test of the two samples (Kolmogorov-Smirnov "
+                    "for numeric, chi-square for categorical features) also says it is beyond sampling noise at "
+                    "their sizes; this is the chance, per run over all features and splits together (Holm), "
+                    "that data drawn from one distribution is flagged. null: the threshold alone decides.",
+    )
 
 
 class ValidationConfig(Section):

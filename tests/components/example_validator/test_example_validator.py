@@ -76,7 +76,9 @@ def test_on_anomaly_warn_reports_and_continues(drifted, tmp_path):
 
 
 def test_drift_thresholds_come_from_the_yaml(clean, tmp_path):
-    tight = ValidationConfig.model_validate({"drift": {"categorical_linf": 0.0001, "numeric_jsd": None}})
+    # false_alarm_rate: null is TFDV's plain verdict: any distance above the threshold is drift
+    tight = ValidationConfig.model_validate({"drift": {"categorical_linf": 0.0001, "numeric_jsd": None,
+                                                       "false_alarm_rate": None}})
     inputs, outputs = _validate(clean, tmp_path, tight)
     result = validator.run_example_validator(inputs["statistics"], inputs["schema"], outputs["anomalies"],
                                              outputs["anomalies_report"], tight, FEATURES)
@@ -86,8 +88,22 @@ def test_drift_thresholds_come_from_the_yaml(clean, tmp_path):
     assert {m.feature for m in result.measures} <= set(FEATURES.categorical)  # numeric_jsd: null disables
 
 
+def test_a_tight_threshold_on_clean_data_is_sampling_noise_not_drift(clean, tmp_path):
+    tight = ValidationConfig.model_validate({"drift": {"categorical_linf": 0.0001, "numeric_jsd": 0.0001}})
+    inputs, outputs = _validate(clean, tmp_path, tight)
+    lines = []
+    figures = validator.execute(inputs, outputs, {"validation": tight, "features": FEATURES}, lines.append)
+    assert figures["anomalies"] == 0
+    summary = json.load(open(os.path.join(outputs["anomalies"], "anomalies.json")))
+    assert {m["decision"] for m in summary["measures"]} == {"sampling noise"}
+    assert {m["test"] for m in summary["measures"]} == {"KS", "chi-square"}
+    assert all(m["holm_p_value"] > 0.01 for m in summary["measures"])
+    assert lines and "within sampling noise" in lines[0] and "loan_amount (eval" in lines[0]
+
+
 def test_skew_comparators_are_applied_when_configured(clean, tmp_path):
-    skew = ValidationConfig.model_validate({**LOOSE, "skew": {"categorical_linf": 0.0001, "numeric_jsd": None}})
+    skew = ValidationConfig.model_validate({**LOOSE, "skew": {"categorical_linf": 0.0001, "numeric_jsd": None,
+                                                              "false_alarm_rate": None}})
     inputs, outputs = _validate(clean, tmp_path, skew)
     result = validator.run_example_validator(inputs["statistics"], inputs["schema"], outputs["anomalies"],
                                              outputs["anomalies_report"], skew, FEATURES)
