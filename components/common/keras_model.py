@@ -9,11 +9,29 @@ SavedModel signatures serving and TFMA need.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import re
+import unicodedata
 from typing import Any, Callable
 
 from pipeline.specs import FEATURE_KINDS_FILE
+
+
+_TF_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*")
+
+
+def tf_name(name: str) -> str:
+    """A name TensorFlow accepts for ``name`` (op, scope, layer and TFT analyzer names allow ASCII
+    letters, digits and ``_.-`` only): ``name`` itself when it is one, else its ASCII letters and
+    digits plus a short hash of the whole name, so ``größe`` and ``grösse`` stay apart. Only
+    internal names use it; feature keys (tf.Example, signatures, reports) keep the user's names."""
+    if _TF_NAME.fullmatch(name):
+        return name
+    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", ascii_text).strip("_")[:40] or "feature"
+    return f"{stem}_{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def require_tf_keras():
@@ -55,11 +73,12 @@ def dataset(files: list[str], feature_spec: dict, label: str, kinds: dict, batch
 
 
 def model_inputs(transformed: dict, kinds: dict) -> dict:
-    """The model's inputs from transformed features: ids shifted to start at 0 where Transform's may be -1."""
+    """The model's inputs from transformed features: ids shifted to start at 0 where Transform's may
+    be -1, keyed by ``tf_name`` of the feature (the Keras input's name)."""
     out = {}
     for name, kind in kinds.items():
         value = transformed[name]
-        out[name] = value + kind["offset"] if kind.get("offset") else value
+        out[tf_name(name)] = value + kind["offset"] if kind.get("offset") else value
     return out
 
 
@@ -67,7 +86,8 @@ def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type
     """A binary classifier over transformed features.
 
     Args:
-        kinds: Feature name -> ``{"kind": "numeric"}`` or ``{"kind": "categorical", "size": N}``.
+        kinds: Feature name -> ``{"kind": "numeric"}`` or ``{"kind": "categorical", "size": N}``;
+            the model's inputs are named ``tf_name(feature)`` (see ``model_inputs``).
         hp: ``hidden_units``, ``embedding_dim``, ``dropout``, ``learning_rate``.
         model_type: ``dnn``, or ``wide_and_deep`` (adds a linear part over one-hot categoricals).
 
@@ -77,7 +97,8 @@ def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type
     tf = require_tf_keras()
     layers = tf.keras.layers
     inputs, deep, wide = {}, [], []
-    for name, kind in sorted(kinds.items()):
+    for feature, kind in sorted(kinds.items()):
+        name = tf_name(feature)  # Keras makes scope names of input and layer names
         if kind["kind"] == "numeric":
             inputs[name] = tf.keras.Input(shape=(), dtype=tf.float32, name=name)
             deep.append(layers.Reshape((1,), name=f"{name}_column")(inputs[name]))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.common.keras_model import tf_name
 from pipeline.config import FeaturesConfig, TransformConfig
 
 
 def vocabulary_file(feature: str) -> str:
-    """The name TFT stores ``feature``'s vocabulary under."""
-    return f"vocabulary_{feature}"
+    """The name TFT stores ``feature``'s vocabulary under (TFT makes scope names of it, so a feature
+    named in Unicode or with spaces gets a safe name, see ``tf_name``)."""
+    return f"vocabulary_{tf_name(feature)}"
 
 
 def build_plan(transform: TransformConfig, features: FeaturesConfig) -> dict[str, Any]:

@@ -480,3 +480,90 @@ def test_a_fairness_gate_lists_groups_without_eval_examples_in_its_checks_and_re
     assert "group sex=nonbinary has no eval examples" in page
     blocking = EvaluatorConfig.model_validate({**evaluator.model_dump(), "insufficient_data": "block"})
     assert gates.blocking(checks, blocking) == [absent]
+
+
+# --- case 4: Unicode column names ------------------------------------------------------------------
+
+
+def test_tf_names_are_safe_distinct_and_leave_ascii_names_alone():
+    import re
+
+    from components.common.keras_model import tf_name
+
+    assert tf_name("credit_score") == "credit_score" and tf_name("loan.v2-x") == "loan.v2-x"
+    names = ["einkommen_€", "größe", "grösse", "年齢", "credit score", "_private", "a/b", "€"]
+    safe = [tf_name(name) for name in names]
+    assert all(re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*", name) for name in safe), safe
+    assert len(set(safe)) == len(names)
+    assert safe[0].startswith("einkommen_") and safe[1].startswith("groe") and safe[4].startswith("credit_score_")
+    assert tf_name("größe") == safe[1]  # stable: the same name always gives the same TF name
+
+
+UNICODE = {"income": "einkommen_€", "age": "年齢", "credit_score": "credit score", "employment_type": "größe / art"}
+
+
+@pytest.mark.slow
+def test_unicode_column_names_train_and_serve_raw_examples_under_the_users_names(tmp_path):
+    # was: Transform failed with "'vocabulary_größe / art_unpruned_vocab_size' is not a valid scope
+    # name", and the Trainer with "'credit score_column/' is not a valid root scope name"
+    import csv
+
+    import tensorflow as tf
+
+    from components.example_gen.core import execute as run_example_gen_step
+    from components.schema_gen.core import execute as schema_gen
+    from components.statistics_gen.core import execute as statistics_gen
+    from components.trainer.core import execute as trainer
+    from components.transform.core import execute as transform
+    from components.tuner.core import execute as tuner
+    from pipeline.config import (BeamConfig, DataConfig, EvaluatorConfig, FeaturesConfig, TransformConfig,
+                                 TunerConfig, ValidationConfig)
+    from tests.components.conftest import make_outputs, raw_records, trainer_config
+
+    raw = str(tmp_path / "raw.csv")
+    datagen.generate(raw, rows=600, seed=5)
+    with open(raw, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[0] = [UNICODE.get(name, name) for name in rows[0]]
+    source = str(tmp_path / "unicode.csv")
+    with open(source, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    features = FeaturesConfig(label="approved", positive="yes",
+                              numeric=["年齢", "einkommen_€", "credit score", "debt_to_income"],
+                              categorical=["größe / art", "sex", "race"], sensitive=["sex", "race"])
+    config = {"data": DataConfig.model_validate({"source": source, "split": {"key": "applicant_id"}}),
+              "features": features, "beam": BeamConfig(), "validation": ValidationConfig(),
+              "transform": TransformConfig(), "evaluator": EvaluatorConfig(), "tuner": TunerConfig(),
+              "trainer": trainer_config()}
+    root = str(tmp_path)
+    gen = make_outputs(os.path.join(root, "ExampleGen"), ("examples",))
+    run_example_gen_step({}, gen, config)
+    stats = make_outputs(os.path.join(root, "StatisticsGen"), ("statistics",), {"statistics_view": "statistics.html"})
+    statistics_gen({"examples": gen["examples"]}, stats, config)
+    schema = make_outputs(os.path.join(root, "SchemaGen"), ("schema",))
+    schema_gen({"statistics": stats["statistics"]}, schema, config)
+    graph = make_outputs(os.path.join(root, "Transform"), ("transform_graph", "transformed_examples"))
+    transform({"examples": gen["examples"], "schema": schema["schema"]}, graph, config)
+    tuned = make_outputs(os.path.join(root, "Tuner"), ("best_hyperparameters",), {"trials": "trials.md"})
+    tuner({"transformed_examples": graph["transformed_examples"], "transform_graph": graph["transform_graph"]},
+          tuned, config)
+    model = make_outputs(os.path.join(root, "Trainer"), ("model", "model_run"))
+    figures = trainer({"transformed_examples": graph["transformed_examples"],
+                       "transform_graph": graph["transform_graph"], "hyperparameters": tuned["best_hyperparameters"]},
+                      model, config)
+
+    assert figures["eval_auc"] > 0.6
+    import tensorflow_data_validation as tfdv
+
+    names = {feature.name for feature in tfdv.load_schema_text(os.path.join(schema["schema"], "schema.pbtxt")).feature}
+    assert {"年齢", "einkommen_€", "credit score", "größe / art"} <= names  # the user's names where the user reads
+    loaded = tf.saved_model.load(model["model"])
+    transformed = loaded.signatures["transform_features"].structured_outputs
+    assert {"年齢", "einkommen_€", "credit score", "größe / art"} <= set(transformed)
+    serve = loaded.signatures["serving_default"]
+    example = tf.train.Example.FromString(raw_records(gen["examples"], "eval")[0])
+    scores = []
+    for income in (5_000.0, 500_000.0):  # a raw tf.Example keyed by the Unicode names, income changed
+        example.features.feature["einkommen_€"].float_list.value[:] = [income]
+        scores.append(float(serve(examples=tf.constant([example.SerializeToString()]))["scores"][0, 0]))
+    assert abs(scores[0] - scores[1]) > 1e-4, "the model does not read the feature named einkommen_€"
