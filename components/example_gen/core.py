@@ -142,12 +142,14 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                 keys = _split_keys(batch, data.split.key, path)
                 labels.update(_label_values(batch, features.label))
                 per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
-                row_splits = np.empty(len(keys), dtype=np.int8)
-                for row, (key, record) in enumerate(zip(keys, records)):
+                chunks = [per_split[split] for split in SPLITS]
+                indexes = []
+                for key, record in zip(keys, records):
                     bucket = int.from_bytes(hashlib.md5(key).digest()[:8], "little") % _BUCKETS
-                    row_splits[row] = 0 if bucket < bounds[0] else 1 if bucket < bounds[1] else 2
-                    per_split[SPLITS[row_splits[row]]].append(record)
-                _count_groups(groups, batch, row_splits, features.sensitive)
+                    index = 0 if bucket < bounds[0] else 1 if bucket < bounds[1] else 2
+                    indexes.append(index)
+                    chunks[index].append(record)
+                _count_groups(groups, batch, np.array(indexes, dtype=np.int8), features.sensitive)
                 for split, chunk in per_split.items():
                     writers[split].write_many(chunk)
                     rows[split] += len(chunk)
