@@ -34,6 +34,11 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     """
     validation: ValidationConfig = config["validation"]
     checks = run_data_checks(inputs["statistics"], config["evaluator"], config["features"])
+    if checks.all_missing and not validation.schema_path:
+        # TFDV infers a type from no values at all (a numeric column becomes STRING)
+        raise DataError("the train split: " + "; ".join(checks.missing_warnings())
+                        + "; an inferred schema cannot type such a feature (curate one with validation.schema, "
+                        "or fix the data)")
     if checks.feature_warnings() and validation.on_constant == "fail":
         raise DataError("the train split: " + "; ".join(checks.feature_warnings())
                         + " (validation.on_constant: fail; set it to warn to go on)")

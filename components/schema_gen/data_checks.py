@@ -41,10 +41,11 @@ class DataChecks:
         for name, value in self.constant.items():
             lines.append(f"feature '{name}' has one value in every train row ({value}): the model learns nothing "
                          "from it and serves arbitrary scores for other values; drop it from features or fix the data")
-        for name in self.all_missing:
-            lines.append(f"feature '{name}' is missing in every train row: the model learns nothing from it; "
-                         "drop it from features or fix the data")
-        return lines
+        return lines + self.missing_warnings()
+
+    def missing_warnings(self) -> list[str]:
+        return [f"feature '{name}' is missing in every train row: the model learns nothing from it; drop it from "
+                "features or fix the data" for name in self.all_missing]
 
     def group_warnings(self) -> list[str]:
         lines = []

@@ -567,3 +567,58 @@ def test_unicode_column_names_train_and_serve_raw_examples_under_the_users_names
         example.features.feature["einkommen_€"].float_list.value[:] = [income]
         scores.append(float(serve(examples=tf.constant([example.SerializeToString()]))["scores"][0, 0]))
     assert abs(scores[0] - scores[1]) > 1e-4, "the model does not read the feature named einkommen_€"
+
+
+def write_statistics(folder, train, evaluated) -> str:
+    """An ExampleStatistics artifact holding ``train`` for train and ``evaluated`` for eval and test."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from components.common.artifacts import stats_path
+
+    statistics = str(folder / "statistics")
+    for split, dataset in (("train", train), ("eval", evaluated), ("test", evaluated)):
+        os.makedirs(os.path.dirname(stats_path(statistics, split)))
+        with open(stats_path(statistics, split), "wb") as handle:
+            handle.write(statistics_pb2.DatasetFeatureStatisticsList(datasets=[dataset]).SerializeToString())
+    return statistics
+
+
+def test_a_feature_missing_in_every_train_row_stops_schema_gen_with_an_inferred_schema(tmp_path):
+    # was: no word of it, and TFDV's inferred schema typed the numeric 'age' as STRING from no values
+    from components.schema_gen.core import execute
+    from pipeline.config import EvaluatorConfig, ValidationConfig
+    from tests.components.conftest import features_config
+
+    stats = split_stats({"female": 50, "male": 50}, leave_out=("age",))
+    config = {"features": features_config(), "validation": ValidationConfig(), "evaluator": EvaluatorConfig()}
+    statistics = write_statistics(tmp_path, stats, stats)
+
+    with pytest.raises(DataError) as info:
+        execute({"statistics": statistics}, {"schema": str(tmp_path / "schema")}, config)
+
+    assert info.value.exit_code == 3
+    assert str(info.value) == ("the train split: feature 'age' is missing in every train row: the model learns "
+                               "nothing from it; drop it from features or fix the data; an inferred schema cannot "
+                               "type such a feature (curate one with validation.schema, or fix the data)")
+
+
+def test_schema_gen_records_its_warnings_and_figures(tmp_path):
+    from components.schema_gen.core import DATA_CHECKS_FILE, execute
+    from pipeline.config import EvaluatorConfig, ValidationConfig
+    from tests.components.conftest import features_config
+
+    train = split_stats({"female": 45, "male": 50, "other": 5}, income=(4.0, 4.0))
+    evaluated = split_stats({"female": 20, "male": 25})
+    config = {"features": features_config(), "validation": ValidationConfig(), "evaluator": EvaluatorConfig()}
+    lines: list[str] = []
+
+    figures = execute({"statistics": write_statistics(tmp_path, train, evaluated)},
+                      {"schema": str(tmp_path / "schema")}, config, lines.append)
+
+    assert figures["constant_features"] == 1 and figures["absent_groups"] == 1 and figures["all_missing_features"] == 0
+    assert lines == ["WARNING: feature 'income' has one value in every train row (4): the model learns nothing from "
+                     "it and serves arbitrary scores for other values; drop it from features or fix the data",
+                     "WARNING: group sex=other has no eval examples: the Evaluator cannot judge it (fairness gates "
+                     "and slices leave it out)"]
+    recorded = json.load(open(tmp_path / "schema" / DATA_CHECKS_FILE))
+    assert recorded["constant"] == {"income": "4"} and recorded["absent_groups"] == {"sex": ["other"]}
