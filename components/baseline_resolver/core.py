@@ -21,6 +21,13 @@ keeps serving when the newest fails to load. The record then also lists the skip
 (``unusable``: version, uri, problem), so the Evaluator re-executes when that changes. When no
 version is intact there is no baseline, the figures say why, and the no-regression checks say "no
 baseline". The Pusher replaces a damaged newest version with its next push, even of the same model.
+
+"The candidate itself serves" compares files (``model_sha256``), not the Pusher's ``model_fingerprint``:
+this component runs every time, and that fingerprint needs TensorFlow (seconds to import), whereas
+files need none. A re-executed Trainer that made the same weights in new files is therefore compared
+with its serving twin (the no-regression gate passes; TFMA evaluates the model twice), and the Pusher,
+which compares fingerprints, then finds that it already serves. Only versions whose manifest has no
+file list (pushed before it was recorded, by another tool, or at a URL) are read with TensorFlow here.
 """
 
 from __future__ import annotations

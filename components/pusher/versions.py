@@ -230,10 +230,11 @@ def clean_stale_temporaries(destination: str) -> tuple[list[str], list[str]]:
             continue
         try:
             copy = name[:-len(LOCK_SUFFIX)]
-            shutil.rmtree(os.path.join(destination, copy), ignore_errors=True)
+            if os.path.isdir(os.path.join(destination, copy)):  # none when its push died right after the rename
+                shutil.rmtree(os.path.join(destination, copy), ignore_errors=True)
+                removed.append(copy)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
-            removed.append(copy)
         finally:
             os.close(fd)
     locked = {name[:-len(LOCK_SUFFIX)] for name in names if name.endswith(LOCK_SUFFIX)}

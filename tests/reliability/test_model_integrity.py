@@ -359,6 +359,31 @@ def _temporaries(destination: str) -> list[str]:
     return sorted(name for name in os.listdir(destination) if name.startswith(".tmp-"))
 
 
+def test_the_next_push_removes_unlocked_copies_and_keeps_locked_and_unlockable_ones(tmp_path):
+    """The same rule without processes: a lock nobody holds is a dead push's; one held (here by this
+    process, as a live push holds it) is a live push's; a copy with no lock file is an older sluiceway's."""
+    from components.pusher.versions import held_lock
+
+    destination, serving, _ = _serving(tmp_path)
+    dead = f".tmp-{serving + 1}-otherhost-4242-aaaaaa"
+    os.makedirs(os.path.join(destination, dead, "variables"))
+    open(os.path.join(destination, dead + ".lock"), "w").close()
+    live = f".tmp-{serving + 2}-otherhost-4343-bbbbbb"
+    older = f".tmp-{serving + 3}-cccccc"
+    os.makedirs(os.path.join(destination, older))
+    model = save_model(tmp_path / "run" / "Trainer" / "model", (0.3, 0.3))
+    lines: list[str] = []
+    with held_lock(os.path.join(destination, live + ".lock")):
+        os.makedirs(os.path.join(destination, live))
+        pushed = push(model, bless(tmp_path / "run" / "blessing", model), _evaluation(tmp_path / "eval"),
+                      destination, lines.append)
+        assert _temporaries(destination) == sorted([live, live + ".lock", older])
+    assert lines[:2] == [f"removed 1 temporary copies that killed pushes left in {destination}: {dead}",
+                         f"kept {older} in {destination}: no lock file says whether its push still runs (remove it "
+                         "by hand once no push runs)"]
+    assert pushed["version"] > serving + 3  # no number in use in any form is taken
+
+
 @pytest.mark.slow
 def test_a_killed_push_leaves_a_copy_the_next_push_removes_and_a_live_push_keeps_its_own(tmp_path):
     destination, serving, _ = _serving(tmp_path)
@@ -384,3 +409,34 @@ def test_a_killed_push_leaves_a_copy_the_next_push_removes_and_a_live_push_keeps
     assert _temporaries(destination) == []
     assert len(versions(destination)) == 3 and serving in versions(destination)
     assert pushed["version"] in versions(destination)
+
+
+# --- the issue's "every later run fails": whole runs through the CLI
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_runs_after_the_serving_version_is_damaged_complete_and_replace_it(tmp_path, capsys):
+    from pipeline.cli import main
+    from tests.e2e.test_gates import ONLY_REGRESSION_GATE, _pipeline
+
+    config = _pipeline(tmp_path, rows=8000, gates=ONLY_REGRESSION_GATE)
+    assert main(["run", config]) == 0
+    capsys.readouterr()
+    destination = str(tmp_path / "serving" / "credit")
+    [first] = versions(destination)
+    truncate(os.path.join(destination, str(first), DATA_FILE))  # the serving version is damaged on disk
+
+    assert main(["run", config]) == 0  # was: the Evaluator failed in TFMA with a traceback, run after run
+    captured = capsys.readouterr()
+    assert (f"BaselineResolver: version {first} in pusher.destination ({destination}/{first}) cannot serve: "
+            f"{DATA_FILE} is ") in captured.out
+    assert "Traceback" not in captured.out + captured.err
+    [_, second] = versions(destination)  # the same model, pushed again as an intact version
+    assert model_fingerprint(os.path.join(destination, str(second))) == json.load(open(os.path.join(
+        destination, str(second), MANIFEST_FILE)))["model_fingerprint"]
+
+    assert main(["run", config]) == 0  # and then it is the candidate itself: nothing more is pushed
+    out = capsys.readouterr().out
+    assert f"BaselineResolver: no baseline: the candidate itself serves as {destination}/{second}" in out
+    assert versions(destination) == [first, second]
