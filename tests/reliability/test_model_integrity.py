@@ -268,6 +268,33 @@ def test_a_damaged_serving_version_is_named_by_the_resolver_and_replaced_by_the_
     assert figures == {"baseline": "none", "no_baseline_because": f"the candidate itself serves as {pushed['path']}"}
 
 
+def test_a_damaged_version_at_a_url_is_named_too(tmp_path):
+    """On an object store (here TensorFlow's in-memory one, the code path of gs://) the version is read
+    through TensorFlow's file systems and compared with the fingerprint its manifest records."""
+    import tensorflow as tf
+
+    destination = "ram://integrity/models/credit"
+    model = save_model(tmp_path / "run" / "Trainer" / "model")
+    try:
+        pushed = push(model, bless(tmp_path / "run" / "blessing", model), _evaluation(tmp_path / "eval"), destination)
+        data = f"{pushed['path']}/{DATA_FILE}"
+        with tf.io.gfile.GFile(data, "rb") as handle:
+            content = handle.read()
+        tf.io.gfile.remove(data)  # ram:// appends to a file opened for writing: write it anew
+        with tf.io.gfile.GFile(data, "wb") as handle:
+            handle.write(content[:len(content) // 2])
+        lines: list[str] = []
+        config = {"pusher": PusherConfig(destination=destination), "evaluator": EvaluatorConfig.model_validate(
+            {"gates": [{"no_regression": "auc", "max_drop": 0.01}]})}
+        figures = resolve_baseline({"model": model}, {"baseline": str(tmp_path / "out" / "baseline.json")}, config,
+                                   lines.append)
+        assert figures["unusable_versions"] == str(pushed["version"])
+        assert lines[0].startswith(f"version {pushed['version']} in pusher.destination ({pushed['path']}) cannot "
+                                   "serve: its variables (variables/variables.*) cannot be read: ")
+    finally:
+        tf.io.gfile.rmtree("ram://integrity")
+
+
 @pytest.mark.slow
 def test_a_damaged_serving_version_does_not_break_the_evaluator(trained_model, tmp_path):
     """The run after the damage: the resolver skips the version, and the Evaluator completes with
