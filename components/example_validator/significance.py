@@ -5,14 +5,18 @@ for categorical ones) and flag it when it is above a fixed threshold. For numeri
 distance carries noise that the threshold does not know about: each split's equal-width histogram
 spans that split's own min..max, and TFDV re-buckets one histogram onto the other's boundaries
 assuming values are spread evenly inside a bucket. The extremes of a sample therefore move the
-distance. Measured on clean quickstart data (20,000 rows, seed 1): train and eval ``loan_amount``
-agree within 0.1 % of the rows at every decile, yet their maxima are 1.22 M and 0.70 M, so the
-eval buckets are 0.6 times as wide and TFDV's JSD is 0.13, above the 0.1 threshold. A zero-inflated
-count feature puts most of its mass in one bucket whose width follows the split's max, which
-gave JSDs of 0.26-0.47 on random splits.
+distance. Measured on clean quickstart data (20,000 rows, seed 1): the cumulative distributions of
+train and eval ``loan_amount`` differ by at most 1.2 % of the rows (exact two-sample KS 0.012,
+p = 0.86), yet their maxima are 1.22 M and 0.70 M, so the eval buckets are 0.6 times as wide and
+TFDV's JSD is 0.13, above the 0.1 threshold. A zero-inflated count feature puts most of its mass
+in one bucket whose width follows the split's max: random splits of 4,000 rows (85 % zeros) gave
+JSDs of 0.07-0.18 over six seeds, and a real public data set 0.26-0.47.
 
-A "noise floor" made by resampling from the train histogram would not reproduce this, because
-the noise comes from the sample maxima, which a 10-bucket histogram does not describe. Instead
+A "noise floor" made by resampling from the train histogram does not reproduce this, because the
+noise comes from the sample maxima, which a 10-bucket histogram does not describe: for that seed,
+40 pairs of samples of the two sizes drawn from train's equal-width histogram gave TFDV JSDs of at
+most 0.055 (0.006 from its quantile histogram), so a floor made that way would still flag the
+0.13 of two samples of one distribution. Instead
 each comparison gets a two-sample test whose false-alarm rate is known at the sample sizes
 involved, computed from the statistics alone (no data is read again, no randomness):
 
@@ -20,9 +24,11 @@ involved, computed from the statistics alone (no data is read again, no randomne
   distribution at about 20 points (the quantile histogram's boundaries, the equal-width
   histogram's edges, and exactly at 0 from ``num_zeros`` when no value is negative), each known
   to within the quantile sketch's error. From these the largest gap between the two cumulative
-  distributions is bounded from below; the p-value of that lower bound is at least the p-value of
-  the exact KS statistic, so the test never rejects more often than the KS test does. With ties
-  (integer data) the KS test is conservative as well.
+  distributions is bounded from below; the p-value of that lower bound (Kolmogorov's asymptotic
+  distribution) is at least the p-value of the exact KS statistic, so the test never rejects more
+  often than the KS test does. With ties (integer data) the KS test is conservative as well. The
+  price is power: the bound can be lower than the exact gap by the share between two known points
+  (up to a decile).
 * categorical: a chi-square test of homogeneity on the value counts (values with fewer than 5
   expected occurrences in either split pooled into one cell).
 

@@ -161,3 +161,14 @@ def test_the_chi_square_test_sees_an_unseen_category_and_not_a_random_split():
 def test_holm_adjusted_p_values():
     assert holm_adjusted([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert holm_adjusted([]) == []
+
+
+def test_samples_of_one_heavy_tailed_or_zero_inflated_distribution_are_rarely_significant():
+    rng = np.random.default_rng(7)
+    p_values = []
+    for _ in range(12):
+        for draw in (lambda n: rng.lognormal(10, 0.8, n), lambda n: _zero_inflated(rng, n, 0.85, 2.0)):
+            test, _ = two_sample_test(_stats(draw(3000)), _stats(draw(600)))
+            p_values.append(test.p_value)
+    # a valid test at 0.01 rejects about 0.24 of 24 same-distribution pairs; this one is conservative
+    assert sum(p <= 0.01 for p in p_values) == 0 and np.median(p_values) > 0.5
