@@ -128,3 +128,19 @@ def read_baseline(path: str | None) -> str | None:
     with open(path, encoding="utf-8") as handle:
         record = json.load(handle)
     return record["uri"] if record.get("serving") else None
+
+
+def no_baseline_reason(path: str | None) -> str | None:
+    """Why a baseline record without a serving model has none, when the record itself says (every
+    serving version is damaged); ``None`` otherwise (the reasons that keep the record identical, such
+    as "nothing pushed yet", are in the resolver's figures only)."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        path = os.path.join(path, BASELINE_MODEL.file_name)
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    if record.get("serving") or not record.get("unusable"):
+        return None
+    damaged = ", ".join(str(skipped["version"]) for skipped in record["unusable"])
+    return f"no serving version can be compared with: version(s) {damaged} are damaged (see the BaselineResolver)"

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
-from components.baseline_resolver.core import read_baseline
+from components.baseline_resolver.core import no_baseline_reason, read_baseline
 from components.common.artifacts import split_file
 from components.common.model_fingerprint import model_fingerprint
 from components.evaluator import gates, report
@@ -45,7 +45,9 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     result = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
                            evaluator, config["features"], config["beam"], progress, baseline_model=baseline)
     rows, baseline_rows = result["rows"], result["baseline_rows"]
-    checks = gates.evaluate(evaluator, rows, baseline_rows, result["validation"])
+    checks = gates.evaluate(evaluator, rows, baseline_rows, result["validation"],
+                            groups=gates.data_groups(inputs["examples"]),
+                            no_baseline=no_baseline_reason(inputs.get("baseline")) or gates.NOTHING_SERVES)
     blocked = gates.blocking(checks, evaluator)
     write_blessing(outputs["blessing"], checks, blocked, result["validation"], model_fingerprint(inputs["model"]))
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)

@@ -105,8 +105,12 @@ def data_groups(examples_dir: str) -> dict[str, list[str]]:
             for name, by_split in recorded.items()}
 
 
+NOTHING_SERVES = "no model is serving yet: nothing to regress from"
+
+
 def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None,
-             tfma: TfmaValidation, groups: Mapping[str, Iterable[str]] | None = None) -> list[Check]:
+             tfma: TfmaValidation, groups: Mapping[str, Iterable[str]] | None = None,
+             no_baseline: str = NOTHING_SERVES) -> list[Check]:
     """Every check of every gate, in gate order.
 
     Args:
@@ -116,6 +120,8 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         tfma: TFMA's validation of the gates' thresholds.
         groups: The groups each feature has in the data (``data_groups``); a fairness gate's group
             with no row in the evaluated split is then a check of its own, "no eval examples".
+        no_baseline: Why there is no baseline, for the no-regression checks when ``baseline_rows``
+            is ``None`` (nothing pushed yet, or the serving versions are damaged).
     """
     checks: list[Check] = []
     for index, gate in enumerate(evaluator.gates):
@@ -132,7 +138,7 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         else:
             checks += _regression_checks(name, gate, _rows_for(rows, gate_slices(gate)),
                                          None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)),
-                                         threshold, verdict)
+                                         threshold, verdict, no_baseline)
         if checked_by_tfma(gate) and not (isinstance(gate, RegressionGate) and baseline_rows is None):
             checks += [Check(name, spec, "-", None, "", None, FAIL, "TFMA found no slice matching this gate's slices")
                        for spec in tfma.missing.get(index, [])]
@@ -222,12 +228,12 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold:
 
 
 def _regression_checks(name: str, gate: RegressionGate, rows: list[dict], baseline_rows: list[dict] | None,
-                       threshold: float, verdict: _Verdict) -> list[Check]:
+                       threshold: float, verdict: _Verdict, no_baseline: str = NOTHING_SERVES) -> list[Check]:
     metric = table.metric(gate.no_regression)
     key, label = metric.row_key(threshold), metric.column(threshold)
     if baseline_rows is None:
         return [Check(name, r["slice"], label, r["metrics"].get(key), "", None, NO_BASELINE,
-                      "no model is serving yet: nothing to regress from", SLUICEWAY) for r in rows]
+                      no_baseline, SLUICEWAY) for r in rows]
     baseline = {r["slice"]: r for r in baseline_rows}
     checks = []
     for row in rows:

@@ -194,3 +194,28 @@ def test_execute_blesses_a_model_that_passes_every_gate(trained_model, eval_spli
     assert figures["eval_auc"] == round(overall["metrics"]["auc"], 4)
     assert figures["examples"] == len(eval_split["records"])
     assert os.path.getsize(outputs["fairness_report"]) > 0
+
+
+def test_execute_names_a_group_the_data_holds_that_the_eval_split_does_not(trained_model, tmp_path):
+    """ExampleGen records each sensitive feature's groups per split; a group with train rows and no
+    eval rows is a check of its own ("no eval examples"), which blocks under insufficient_data: block."""
+    import dataclasses
+    import shutil
+
+    from pipeline.specs import SPLIT_INFO_FILE
+
+    examples = str(tmp_path / "examples")
+    shutil.copytree(trained_model.pipeline.examples, examples)
+    info_path = os.path.join(examples, SPLIT_INFO_FILE)
+    info = read_json(info_path)
+    info["groups"]["sex"]["train"]["nonbinary"] = 7   # seen in train only
+    with open(info_path, "w", encoding="utf-8") as handle:
+        json.dump(info, handle)
+    trained = dataclasses.replace(trained_model, pipeline=dataclasses.replace(trained_model.pipeline, examples=examples))
+    gate = {"fairness": "positive_rate", "feature": "sex", "min_ratio": 0.01}
+    figures, outputs = _execute(trained, tmp_path / "Evaluator", [gate])
+    checks = read_json(os.path.join(outputs["blessing"], BLESSING_FILE))["checks"]
+    [absent] = [c for c in checks if c["slice"] == "sex=nonbinary"]
+    assert absent["status"] == gates.INSUFFICIENT
+    assert absent["detail"] == "group sex=nonbinary has no eval examples: left out of the comparison"
+    assert figures["blessed"] is True   # the default insufficient_data: report shows it without blocking
