@@ -58,14 +58,19 @@ def statistics(tmp_path_factory) -> str:
 
 
 def _run(statistics: str, tmp_path, validation: ValidationConfig):
+    return _run_with(statistics, tmp_path, validation, COUNTS)
+
+
+def _run_with(statistics: str, tmp_path, validation: ValidationConfig, features: FeaturesConfig):
+    """SchemaGen and the ExampleValidator step; its error (if it stopped), anomalies.json, the
+    measures by (split, feature) and the Markdown report."""
     from components.schema_gen.core import run_schema_gen
 
     run_schema_gen(statistics, str(tmp_path / "schema"), validation)
     outputs = {"anomalies": str(tmp_path / "anomalies"), "anomalies_report": str(tmp_path / "anomalies.md")}
     inputs = {"statistics": statistics, "schema": str(tmp_path / "schema")}
-    config = {"validation": validation, "features": COUNTS}
     try:
-        validator.execute(inputs, outputs, config)
+        validator.execute(inputs, outputs, {"validation": validation, "features": features})
         error = None
     except DataValidationError as exc:
         error = exc
@@ -172,3 +177,63 @@ def test_samples_of_one_heavy_tailed_or_zero_inflated_distribution_are_rarely_si
             p_values.append(test.p_value)
     # a valid test at 0.01 rejects about 0.24 of 24 same-distribution pairs; this one is conservative
     assert sum(p <= 0.01 for p in p_values) == 0 and np.median(p_values) > 0.5
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """The reported case: quickstart data of 20,000 rows, seed 1, through ExampleGen and
+    StatisticsGen with the quickstart's settings; and the same seed with ``--drift 1`` as eval and
+    test against the clean train split (a model trained before the population shifted)."""
+    from components.example_gen.core import run_example_gen
+    from components.statistics_gen.core import run_statistics_gen
+    from pipeline.datagen import generate
+    from pipeline.loader import load_config
+    from tests.conftest import REPO
+
+    config = load_config(os.path.join(REPO, "examples", "quickstart", "pipeline.yaml"))
+    folder = tmp_path_factory.mktemp("quickstart-seed1")
+    for drift in (0, 1):
+        generate(str(folder / f"credit{drift}.csv.gz"), rows=20_000, seed=1, drift=drift)
+        run_example_gen(config.data.model_copy(update={"source": str(folder / f"credit{drift}.csv.gz")}),
+                        config.features, str(folder / f"examples{drift}"))
+    shifted = split_file(str(folder / "examples1"), "train")
+    os.unlink(shifted)
+    os.symlink(split_file(str(folder / "examples0"), "train"), shifted)
+    for name in ("examples0", "examples1"):
+        run_statistics_gen(str(folder / name), str(folder / f"statistics-{name}"), str(folder / f"{name}.html"),
+                           config.beam)
+    return config, str(folder / "statistics-examples0"), str(folder / "statistics-examples1")
+
+
+def _quickstart_run(config, statistics: str, tmp_path, validation=None):
+    validation = validation or config.validation
+    error, summary, measures, _ = _run_with(statistics, tmp_path, validation, config.features)
+    return error, summary, measures
+
+
+@pytest.mark.slow
+def test_clean_quickstart_seed_1_passes_and_its_loan_amount_jsd_is_sampling_noise(quickstart, tmp_path):
+    config, clean, _ = quickstart
+    error, summary, measures = _quickstart_run(config, clean, tmp_path)
+    assert error is None and summary["anomalies"] == []
+    loan = measures[("eval", "loan_amount")]
+    assert loan["value"] == pytest.approx(0.134, abs=0.005) and loan["threshold"] == pytest.approx(0.1)
+    assert loan["decision"] == "sampling noise"
+    # as reported: TFDV's threshold alone stops the run on it
+    before = config.validation.model_copy(
+        update={"drift": config.validation.drift.model_copy(update={"false_alarm_rate": None})})
+    error, _, _ = _quickstart_run(config, clean, tmp_path / "before", before)
+    assert error is not None and "loan_amount" in str(error)
+    assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in str(error)
+
+
+@pytest.mark.slow
+def test_quickstart_drift_against_the_clean_train_split_is_caught_by_the_drift_check(quickstart, tmp_path):
+    config, _, shifted = quickstart
+    error, summary, measures = _quickstart_run(config, shifted, tmp_path)
+    assert error is not None
+    drifted = {a["feature"] for a in summary["anomalies"] if a["anomaly"].startswith("COMPARATOR_")}
+    # the unseen categories, and the numeric shifts (lower credit scores, higher debt-to-income)
+    assert {"employment_type", "purpose", "region", "credit_score", "debt_to_income"} <= drifted
+    assert measures[("eval", "credit_score")]["decision"] == "drift"
+    assert {"age", "sex", "race"}.isdisjoint(drifted)  # the generator does not shift these
