@@ -38,7 +38,7 @@ DRIFT, NOISE, WITHIN = "drift", "sampling noise", "within threshold"
 
 @dataclass(frozen=True)
 class Anomaly:
-    """One problem TFDV found in a split."""
+    """One problem in a split: TFDV's schema checks, and the drift/skew decided to be drift."""
 
     split: str
     feature: str

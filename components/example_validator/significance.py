@@ -125,14 +125,20 @@ def _cumulative_points(stats) -> tuple[list[_Point], float]:
     return [p for p in points if math.isfinite(p.x)], total
 
 
-def _bounds(points: list[_Point], y: float, just_below: bool) -> tuple[float, float]:
-    """Lower and upper bound of F at y (or at the limit from below y when ``just_below``)."""
-    lower, upper = 0.0, 1.0
-    for p in points:
-        if p.x < y or (p.x == y and not just_below):
-            lower = max(lower, p.share - p.error)
-        if p.x > y or (p.x == y and (just_below or p.through)):
-            upper = min(upper, p.share + p.error)
+def _bounds(points: list[_Point], ys, just_below: bool):
+    """Lower and upper bounds of F at each of ``ys`` (or at the limits from below them when
+    ``just_below``), as two numpy arrays."""
+    import numpy as np
+
+    x = np.array([p.x for p in points])[None, :]
+    share = np.array([p.share for p in points])[None, :]
+    error = np.array([p.error for p in points])[None, :]
+    through = np.array([p.through for p in points])[None, :]
+    y = np.asarray(ys)[:, None]
+    gives_lower = (x < y) | ((x == y) & (not just_below))
+    gives_upper = (x > y) | ((x == y) & (just_below | through))
+    lower = np.where(gives_lower, share - error, 0.0).max(axis=1, initial=0.0)
+    upper = np.where(gives_upper, share + error, 1.0).min(axis=1, initial=1.0)
     return lower, upper
 
 
@@ -142,12 +148,12 @@ def ks_gap_lower_bound(train_stats, other_stats) -> tuple[float, float, float]:
     b, m = _cumulative_points(other_stats)
     if not a or not b:
         return 0.0, n, m
+    ys = sorted({p.x for p in a + b})
     gap = 0.0
-    for y in sorted({p.x for p in a + b}):
-        for just_below in (True, False):
-            low_a, up_a = _bounds(a, y, just_below)
-            low_b, up_b = _bounds(b, y, just_below)
-            gap = max(gap, low_a - up_b, low_b - up_a)
+    for just_below in (True, False):
+        low_a, up_a = _bounds(a, ys, just_below)
+        low_b, up_b = _bounds(b, ys, just_below)
+        gap = max(gap, float((low_a - up_b).max()), float((low_b - up_a).max()))
     return gap, n, m
 
 
