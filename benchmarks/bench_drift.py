@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     drift = config.validation.drift
     print(f"validation.drift: numeric_jsd {drift.numeric_jsd}, categorical_linf {drift.categorical_linf}, "
-          f"false_alarm_rate {drift.false_alarm_rate}; schema {'curated' if config.validation.schema_path else 'inferred'}; "
+          f"false_alarm_rate {drift.false_alarm_rate}, numeric_ks_gap {drift.numeric_ks_gap}; "
+          f"schema {'curated' if config.validation.schema_path else 'inferred'}; "
           f"{args.rows} rows per data set")
     counts = {"clean_alarm": 0, "clean_alarm_before": 0, "caught": 0, "caught_by_drift_check": 0}
     validator_seconds: list[float] = []

@@ -199,7 +199,8 @@ class ComparatorThresholds(Section):
     numeric_ks_gap: Optional[Fraction] = Field(
         0.1, description="A numeric feature is also drift when its cumulative distributions in the two splits differ "
                          "by more than this somewhere (and the test below finds it beyond noise): TFDV's JSD can stay "
-                         "below its threshold for a real shift. Applies while numeric_jsd is set; null: the JSD threshold alone."
+                         "below its threshold for a real shift. Applies while numeric_jsd is set; null: the JSD "
+                         "threshold alone."
     )
     false_alarm_rate: Optional[
         Annotated[float, Field(strict=True, gt=0, lt=1), Expected("a number between 0 and 1 (both excluded)")]

@@ -51,7 +51,8 @@ class DriftMeasure:
     """One comparator measurement between train and another split, and the decision on it.
 
     ``value`` is TFDV's distance; ``test`` the two-sample test (``KS`` or ``chi-square``), its
-    ``statistic`` (KS: the least the cumulative distributions differ by somewhere), ``p_value`` and ``holm_p_value`` (corrected over every comparison of the run), which is compared
+    ``statistic`` (KS: the least the cumulative distributions differ by somewhere), ``p_value`` and
+    ``holm_p_value`` (corrected over every comparison of the run), which is compared
     with the false-alarm rate. ``decision`` is ``drift``, ``sampling noise`` or ``within threshold``;
     ``note`` says how it was reached.
     """
