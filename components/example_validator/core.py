@@ -240,10 +240,12 @@ def _replace_comparator_verdicts(result, measures: list[DriftMeasure]) -> None:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     types = {anomalies_pb2.AnomalyInfo.Type.Value(name) for name in COMPARATOR_ANOMALIES.values()}
+    changed = set()
     for feature in list(result.anomaly_info):
         info = result.anomaly_info[feature]
         kept = [r for r in info.reason if r.type not in types]
         if len(kept) != len(info.reason):
+            changed.add(feature)
             del info.reason[:]
             info.reason.extend(kept)
             if not kept:
@@ -261,6 +263,12 @@ def _replace_comparator_verdicts(result, measures: list[DriftMeasure]) -> None:
                         short_description=f"High {what}",
                         description=f"{kind}: {what} between {m.split} and {against} is {m.value:.6g} "
                                     f"(threshold {m.threshold:g})" + (f"; {m.note}" if m.note else ""))
+    for feature in changed | {m.feature for m in measures if m.decision == DRIFT}:
+        if feature in result.anomaly_info:  # the feature's summary follows its reasons, as TFDV writes it
+            info = result.anomaly_info[feature]
+            several = len(info.reason) > 1
+            info.short_description = "Multiple errors" if several else info.reason[0].short_description
+            info.description = " ".join(r.description for r in info.reason) if several else info.reason[0].description
 
 
 def _anomalies(split: str, result) -> list[Anomaly]:

@@ -126,6 +126,11 @@ def test_the_anomalies_proto_holds_the_decisions_not_tfdvs_threshold_verdicts(st
             open(tmp_path / "anomalies" / f"Split-{split}" / "SchemaDiff.pb", "rb").read())
         assert set(proto.anomaly_info) == expected
         assert {".".join(i.path.step) for i in proto.drift_skew_info} == {"visits", "amount", "channel"}
+    info = proto.anomaly_info["visits"]  # the test split's: TFDV's fields, our decision and its reasons
+    assert [anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason] == [
+        "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"]
+    assert info.description == info.reason[0].description and "KS test" in info.description
+    assert info.severity == anomalies_pb2.AnomalyInfo.ERROR and list(info.path.step) == ["visits"]
 
 
 def _stats(values, name: str = "x"):
@@ -237,3 +242,4 @@ def test_quickstart_drift_against_the_clean_train_split_is_caught_by_the_drift_c
     assert {"employment_type", "purpose", "region", "credit_score", "debt_to_income"} <= drifted
     assert measures[("eval", "credit_score")]["decision"] == "drift"
     assert {"age", "sex", "race"}.isdisjoint(drifted)  # the generator does not shift these
+
