@@ -242,4 +242,3 @@ def test_quickstart_drift_against_the_clean_train_split_is_caught_by_the_drift_c
     assert {"employment_type", "purpose", "region", "credit_score", "debt_to_income"} <= drifted
     assert measures[("eval", "credit_score")]["decision"] == "drift"
     assert {"age", "sex", "race"}.isdisjoint(drifted)  # the generator does not shift these
-
