@@ -44,6 +44,12 @@ class StoredArtifact:
     uri: str
     fingerprint: str
     files: dict[str, int] | None = field(default=None, compare=False)  # relative path -> size, when recorded
+    content: str | None = field(default=None, compare=False)  # hash of the files, when not the fingerprint
+
+    @property
+    def content_sha256(self) -> str:
+        """The hash of the artifact's files as written (``pipeline.files.tree_sha256``)."""
+        return self.content or self.fingerprint
 
 
 @dataclass(frozen=True)
@@ -289,10 +295,12 @@ class Lineage:
             artifact = by_id[event.artifact_id]
             if artifact.state != mlmd.Artifact.LIVE:
                 return {}
-            files = artifact.custom_properties["files"].string_value if "files" in artifact.custom_properties else ""
+            props = artifact.custom_properties
+            files = props["files"].string_value if "files" in props else ""
             outputs[event.path.steps[0].key] = StoredArtifact(
-                artifact.id, type_names[artifact.type_id], artifact.uri,
-                artifact.custom_properties["fingerprint"].string_value, json.loads(files) if files else None)
+                artifact.id, type_names[artifact.type_id], artifact.uri, props["fingerprint"].string_value,
+                json.loads(files) if files else None,
+                props["content_sha256"].string_value if "content_sha256" in props else None)
         return outputs
 
     def record_skipped(self, component: str, run: mlmd.Context, *, run_id: str, reason: str) -> None:
@@ -321,8 +329,8 @@ class Lineage:
 
         Args:
             state: ``COMPLETE``, ``CACHED`` or ``FAILED``.
-            new_outputs: Output name -> (type, uri, content fingerprint, file listing) of artifacts this
-                execution wrote.
+            new_outputs: Output name -> (type, uri, content fingerprint, file listing, hash of the
+                files) of artifacts this execution wrote.
             reused_outputs: Output name -> artifacts an earlier execution wrote (a cache hit).
             properties: Figures and facts shown by ``sluiceway runs`` and lineage queries.
 
@@ -338,19 +346,22 @@ class Lineage:
         for name, stored in inputs.items():
             pairs.append((existing[stored.id], _event(mlmd.Event.INPUT, name)))
         fresh = {}
-        for name, (artifact_type, uri, fingerprint, files) in new_outputs.items():
+        for name, (artifact_type, uri, fingerprint, files, content) in new_outputs.items():
             artifact = mlmd.Artifact(type_id=self._artifact_type(artifact_type), uri=uri, state=mlmd.Artifact.LIVE)
             _set(artifact.custom_properties, {"fingerprint": fingerprint, "run_id": run_id, "producer": component,
-                                              "files": json.dumps(files, sort_keys=True)})
-            fresh[name] = (artifact, artifact_type.name, uri, fingerprint, files)
+                                              "files": json.dumps(files, sort_keys=True),
+                                              "content_sha256": content if content != fingerprint else None})
+            fresh[name] = (artifact, artifact_type.name, uri, fingerprint, files, content)
             pairs.append((artifact, _event(mlmd.Event.OUTPUT, name)))
         for name, stored in reused_outputs.items():
             pairs.append((existing[stored.id], _event(mlmd.Event.OUTPUT, name)))
         _, artifact_ids, _ = self.store.put_execution(execution, pairs, [run], reuse_context_if_already_exist=True,
                                                       force_reuse_context=True)
         outputs = dict(reused_outputs)
-        for index, (name, (_, type_name, uri, fingerprint, files)) in enumerate(fresh.items(), start=len(inputs)):
-            outputs[name] = StoredArtifact(artifact_ids[index], type_name, uri, fingerprint, files)
+        for index, (name, (_, type_name, uri, fingerprint, files, content)) in enumerate(fresh.items(),
+                                                                                         start=len(inputs)):
+            outputs[name] = StoredArtifact(artifact_ids[index], type_name, uri, fingerprint, files,
+                                           content if content != fingerprint else None)
         return outputs
 
 

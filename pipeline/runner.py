@@ -38,7 +38,7 @@ from pipeline.errors import ComponentFailed, ConfigError, ConfigIssue, RunCancel
 from pipeline.files import atomic_write_json, file_sha256, listing_difference, tree_listing, tree_sha256
 from pipeline.lineage import Lineage, StoredArtifact
 from pipeline.run_lock import RunLock
-from pipeline.specs import COMPONENTS, ComponentSpec, Components
+from pipeline.specs import COMPONENTS, ComponentSpec, Components, load_reference
 
 RUN_FILE = "run.json"
 
@@ -353,16 +353,19 @@ def _input_path(components: Components, spec: ComponentSpec, name: str, artifact
 
 
 def _commit(spec: ComponentSpec, temp_dirs: Mapping[str, str], component_dir: str):
-    """Renames each output into place, with its content recorded: its files and their sizes, and a
-    hash of the whole as its fingerprint, so a consumer's cache key changes only when what it reads
+    """Renames each output into place, with its content recorded: its files and their sizes, a hash
+    of the whole, and its fingerprint (that hash, or the artifact type's own, see
+    ``ArtifactType.fingerprint``), so a consumer's cache key changes only when what it reads
     changed (a resolver that found the same model again), and a cache hit can check the output is
     still what was written."""
     final = {}
     for name, artifact_type in spec.outputs.items():
         target = os.path.join(component_dir, name)
-        fingerprint, listing = tree_sha256(temp_dirs[name]), tree_listing(temp_dirs[name])
+        content, listing = tree_sha256(temp_dirs[name]), tree_listing(temp_dirs[name])
+        fingerprint = (load_reference(artifact_type.fingerprint)(temp_dirs[name]) if artifact_type.fingerprint
+                       else content)
         os.rename(temp_dirs[name], target)
-        final[name] = (artifact_type, target, fingerprint, listing)
+        final[name] = (artifact_type, target, fingerprint, listing, content)
     return final
 
 
@@ -375,7 +378,7 @@ def verify_output(artifact: StoredArtifact) -> str | None:
     difference = listing_difference(artifact.files, tree_listing(artifact.uri))
     if difference:
         return difference
-    if tree_sha256(artifact.uri) != artifact.fingerprint:
+    if tree_sha256(artifact.uri) != artifact.content_sha256:
         return "its content differs from what was written, though no file changed size"
     return None
 

@@ -30,12 +30,19 @@ class ArtifactType:
             identity of its input artifacts, so an artifact made anew by a task that is never
             cached (the baseline resolver) would make every consumer miss; a value that is the same
             when the same model serves lets the consumer hit.
+        fingerprint: ``module:function`` giving the artifact's content fingerprint from its folder,
+            for a kind whose bytes are not the measure of its content; by default the fingerprint
+            is a hash of every file. A SavedModel's files differ on each export of the same model
+            (TensorFlow's generated function names), so a model's fingerprint is of what it computes
+            with: then a Trainer that re-executed and made the same model leaves the Evaluator
+            cached, and lineage says two runs produced the same model.
     """
 
     name: str
     kfp_type: str
     file_name: str | None = None
     by_value: bool = False
+    fingerprint: str | None = None
 
 
 EXAMPLES = ArtifactType("Examples", "Dataset")
@@ -47,7 +54,7 @@ ANOMALIES_REPORT = ArtifactType("ExampleAnomaliesReport", "Markdown", "anomalies
 TRANSFORM_GRAPH = ArtifactType("TransformGraph", "Artifact")
 HYPERPARAMETERS = ArtifactType("HyperParameters", "Artifact")
 TUNER_TRIALS = ArtifactType("TunerTrials", "Markdown", "trials.md")
-MODEL = ArtifactType("Model", "Model")
+MODEL = ArtifactType("Model", "Model", fingerprint="components.common.model_fingerprint:model_fingerprint")
 MODEL_RUN = ArtifactType("ModelRun", "Artifact")
 BASELINE_MODEL = ArtifactType("BaselineModel", "Artifact", "baseline.json", by_value=True)
 MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
