@@ -30,6 +30,7 @@ setup(
         "pydantic-core>=2.14,<3",  # imported for its error types; pydantic pins the exact release
         "PyYAML>=6,<7",
         "scikit-learn>=1.3,<2",  # not imported here: KerasTuner's Bayesian search needs it
+        "scipy>=1.11,<2",  # the drift check's two-sample tests (KS, chi-square p-values)
         "tensorflow>=2.16.2,<2.17",
         "tensorflow-data-validation>=1.16.1,<1.17",
         "tensorflow-metadata>=1.16.1,<1.17",
