@@ -149,7 +149,6 @@ class Lineage:
         """What to tell the user when the store was recreated beside earlier runs' folders."""
         if not self.lost_history:
             return None
-        count = len(self.lost_history)
         return (f"the ML Metadata store {self.path} did not exist, though "
                 f"{describe_run_folders(self.lost_history)}: "
                 "a new, empty store was created. Earlier runs are not listed by `sluiceway runs` and nothing of "
@@ -193,12 +192,8 @@ class Lineage:
         Returns:
             (run id, temporary folders removed) of each run marked.
         """
-        parent = self.store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
-        if parent is None:
-            return []
         marked = []
-        for context in self.store.get_children_contexts_by_context(parent.id):
-            props = _get(context.custom_properties)
+        for context, props in self._run_contexts(pipeline):
             run_id = str(props.get("run_id", ""))
             run_dir = os.path.join(pipeline_dir, run_id)
             if props.get("status") != "RUNNING" or not run_id or run_lock.is_live(run_dir):
@@ -226,14 +221,18 @@ class Lineage:
         [context.id] = self.store.put_contexts([context])
         return context
 
-    def runs(self, pipeline: str) -> list[RunSummary]:
-        """Every recorded run of ``pipeline``, oldest first."""
+    def _run_contexts(self, pipeline: str) -> list[tuple[mlmd.Context, dict[str, object]]]:
+        """Each run context of ``pipeline`` with its properties."""
         parent = self.store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
         if parent is None:
             return []
+        return [(context, _get(context.custom_properties))
+                for context in self.store.get_children_contexts_by_context(parent.id)]
+
+    def runs(self, pipeline: str) -> list[RunSummary]:
+        """Every recorded run of ``pipeline``, oldest first."""
         out = []
-        for context in self.store.get_children_contexts_by_context(parent.id):
-            props = _get(context.custom_properties)
+        for context, props in self._run_contexts(pipeline):
             out.append(RunSummary(
                 run_id=str(props.get("run_id", context.name)), status=str(props.get("status", "UNKNOWN")),
                 started=float(props.get("started", 0.0)), finished=props.get("finished"),

@@ -121,26 +121,26 @@ def read_manifest_or_none(version_dir: str) -> dict | None | bool:
 def read_baseline(path: str | None) -> str | None:
     """The serving model's location from a baseline artifact (its folder or ``baseline.json``), or
     ``None`` when there is none (also when the input is absent)."""
+    record = _read_record(path)
+    return record["uri"] if record and record.get("serving") else None
+
+
+def _read_record(path: str | None) -> dict | None:
+    """A baseline artifact's record (from its folder or ``baseline.json``); ``None`` without one."""
     if not path:
         return None
     if os.path.isdir(path):
         path = os.path.join(path, BASELINE_MODEL.file_name)
     with open(path, encoding="utf-8") as handle:
-        record = json.load(handle)
-    return record["uri"] if record.get("serving") else None
+        return json.load(handle)
 
 
 def no_baseline_reason(path: str | None) -> str | None:
     """Why a baseline record without a serving model has none, when the record itself says (every
     serving version is damaged); ``None`` otherwise (the reasons that keep the record identical, such
     as "nothing pushed yet", are in the resolver's figures only)."""
-    if not path:
-        return None
-    if os.path.isdir(path):
-        path = os.path.join(path, BASELINE_MODEL.file_name)
-    with open(path, encoding="utf-8") as handle:
-        record = json.load(handle)
-    if record.get("serving") or not record.get("unusable"):
+    record = _read_record(path)
+    if not record or record.get("serving") or not record.get("unusable"):
         return None
     damaged = ", ".join(str(skipped["version"]) for skipped in record["unusable"])
     return f"no serving version can be compared with: version(s) {damaged} are damaged (see the BaselineResolver)"
