@@ -33,11 +33,13 @@ setup(
         "scipy>=1.11,<2",  # the drift check's two-sample tests (KS, chi-square p-values)
         "tensorflow>=2.16.2,<2.17",
         "tensorflow-data-validation>=1.16.1,<1.17",
+        "tensorflow-decision-forests>=1.9.2,<1.10",  # the tree models; the release built for tensorflow 2.16.2
         "tensorflow-metadata>=1.16.1,<1.17",
         "tensorflow-model-analysis>=0.47.1,<0.48",
         "tensorflow-transform>=1.16.0,<1.17",
         "tf-keras>=2.16.0,<2.17",
         "tfx-bsl>=1.16.1,<1.17",
+        "ydf==0.9.0",  # TF-DF's dependency, unpinned there; ydf 0.10+ needs protobuf >= 5.29
     ],
     extras_require={"test": ["pytest>=7", "jsonschema>=4"]},
     entry_points={"console_scripts": ["sluiceway=pipeline.cli:main"]},

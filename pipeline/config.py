@@ -125,6 +125,49 @@ class SplitConfig(Section):
         return self
 
 
+class CsvConfig(Section):
+    """How CSV files are read, for files as other systems write them. The defaults read a plain
+    comma-separated file with a header line."""
+
+    delimiter: Annotated[str, Field(min_length=1, max_length=1), Expected("one character, e.g. ';' or '\\t'")] = Field(
+        ",", description="The character between fields, e.g. ';' or '\\t'.")
+    quote: Optional[Annotated[str, Field(min_length=1, max_length=1), Expected("one character, e.g. '\"'")]] = Field(
+        '"', description="The character fields are quoted with; null: fields are never quoted.")
+    skip_initial_space: bool = Field(
+        False, description="Ignore spaces after a delimiter (for '; '-separated files).")
+    trim_whitespace: bool = Field(
+        False, description="Strip spaces and tabs around every field (a value ' 42 ' reads as 42).")
+    null_values: Optional[list[str]] = Field(
+        None, description="Field values read as missing, e.g. ['?', 'NA', '']. Default: '', NA, N/A, NULL, null, NaN, "
+                          "nan.")
+    header: bool = Field(True, description="The first line names the columns; false: give them in 'columns'.")
+    columns: Optional[list[ColumnName]] = Field(
+        None, description="The column names in file order, for a file without a header line (header: false).")
+    encoding: str = Field("utf-8", description="The files' text encoding, e.g. latin-1 or cp1252.")
+    comment: Optional[Annotated[str, Field(min_length=1, max_length=1), Expected("one character, e.g. '#'")]] = Field(
+        None, description="Lines starting with this character are skipped, e.g. '#'.")
+
+    @model_validator(mode="after")
+    def _header_or_columns(self) -> "CsvConfig":
+        if not self.header and not self.columns:
+            raise ValueError("header: false needs the column names: give columns: [name, ...] in file order")
+        if self.header and self.columns:
+            raise ValueError("columns names the columns of a file without a header line; with header: true the "
+                             "header names them (set header: false, or remove columns)")
+        if self.columns and len(set(self.columns)) != len(self.columns):
+            duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
+            raise ValueError(f"columns lists {', '.join(duplicates)} more than once")
+        if self.quote is not None and self.quote == self.delimiter:
+            raise ValueError(f"quote and delimiter are both {self.delimiter!r}; expected two different characters")
+        import codecs
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"encoding {self.encoding!r} is not a text encoding Python knows; expected e.g. "
+                             "utf-8, latin-1 or cp1252") from None
+        return self
+
+
 class DataConfig(Section):
     """The data source ExampleGen reads."""
 
@@ -133,6 +176,8 @@ class DataConfig(Section):
         "auto", description="File format; 'auto' decides by file extension."
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
+    csv: CsvConfig = Field(default_factory=CsvConfig, description="How CSV files are read (delimiter, quoting, "
+                                                                  "missing-value markers, header, encoding).")
     batch_rows: int = Field(65536, strict=True, ge=1024, le=1_048_576, description="Rows per record batch when reading.")
     non_finite: Literal["fail", "missing"] = Field(
         "fail", description="A numeric value that is inf, -inf or NaN: 'fail' stops ExampleGen with a data error naming "
@@ -140,12 +185,21 @@ class DataConfig(Section):
     )
 
 
-class FeaturesConfig(Section):
-    """Which columns are the label and the features."""
+TASKS = ("binary", "multiclass", "regression")
 
-    label: ColumnName = Field(description="Column holding the label of this binary classification task.")
-    positive: Annotated[str | int | bool, Expected("the label value of the positive class (a string or number)")] = Field(
-        description="Label value that means the positive class; every other value is negative."
+
+class FeaturesConfig(Section):
+    """Which columns are the label and the features, and the task the label makes."""
+
+    label: ColumnName = Field(description="Column holding the label.")
+    task: Literal["binary", "multiclass", "regression"] = Field(
+        "binary", description="'binary': the label is positive or not (features.positive); 'multiclass': each label "
+                              "value is a class, the classes being the train split's values; 'regression': the label "
+                              "is a number.")
+    positive: Optional[Annotated[str | int | bool, Expected("the label value of the positive class (a string or "
+                                                            "number)")]] = Field(
+        None, description="Binary task: the label value that means the positive class; every other value is "
+                          "negative. Not used by the other tasks."
     )
     numeric: list[ColumnName] = Field(default_factory=list, description="Numeric feature columns.")
     categorical: list[ColumnName] = Field(default_factory=list, description="Categorical (string) feature columns.")
@@ -155,7 +209,9 @@ class FeaturesConfig(Section):
 
     @property
     def positive_value(self) -> str:
-        """The positive label as it appears in the data, as text."""
+        """The positive label as it appears in the data, as text (binary task)."""
+        if self.positive is None:
+            raise ValueError(f"features.positive is not set (task {self.task})")
         if isinstance(self.positive, bool):
             return "true" if self.positive else "false"
         return str(self.positive)
@@ -179,6 +235,13 @@ class FeaturesConfig(Section):
             problems.append(f"{', '.join(both)} cannot be both numeric and categorical")
         if self.label in self.feature_names:
             problems.append(f"the label '{self.label}' cannot also be a feature")
+        if self.task == "binary" and self.positive is None:
+            problems.append("task binary needs positive: the label value of the positive class (e.g. positive: "
+                            "\"yes\"); for a label with more than two classes set task: multiclass")
+        if self.task != "binary" and self.positive is not None:
+            problems.append(f"positive is not used by task {self.task} ("
+                            + ("every label value seen in train is a class" if self.task == "multiclass"
+                               else "the label is a number") + "): remove it")
         undeclared = [n for n in self.sensitive if n not in self.feature_names]
         if undeclared:
             problems.append(f"sensitive features must be declared as numeric or categorical: {', '.join(undeclared)}")
@@ -369,27 +432,60 @@ class TransformConfig(Section):
     hash_buckets: dict[str, Count] = Field(
         default_factory=dict, description="Categorical feature -> hash buckets, for high-cardinality strings.")
     missing: MissingValuesConfig = Field(default_factory=MissingValuesConfig)
+    label: Literal["none", "log"] = Field(
+        "none", description="Regression: 'log' trains on log(1 + label) (for a skewed, non-negative label such as a "
+                            "price); the served prediction is turned back into the label's units.")
     module_file: Optional[PathStr] = Field(
         None, description="A Python file defining your own preprocessing function (replaces the generated one).")
     preprocessing_fn: str = Field("preprocessing_fn", description="Name of the function in module_file.")
 
 
-class TrainerConfig(Section):
-    """The model (tf_keras) and its fixed hyperparameters; the Tuner's best values replace them."""
+KERAS_MODELS = ("wide_and_deep", "dnn")
+TREE_MODELS = ("gradient_boosted_trees", "random_forest")
+MODELS = (*KERAS_MODELS, *TREE_MODELS)
 
-    model: Literal["wide_and_deep", "dnn"] = Field(
-        "wide_and_deep", description="'wide_and_deep': a linear part over one-hot categoricals beside the DNN.")
+
+class TrainerConfig(Section):
+    """The model and its fixed hyperparameters; the Tuner's best values replace them."""
+
+    model: Literal["wide_and_deep", "dnn", "gradient_boosted_trees", "random_forest"] = Field(
+        "wide_and_deep", description="'wide_and_deep': a linear part over one-hot categoricals beside the DNN "
+                                     "(tf_keras); 'dnn': the DNN alone; 'gradient_boosted_trees' and 'random_forest': "
+                                     "TensorFlow Decision Forests.")
     hidden_units: list[Count] = Field(default_factory=lambda: [64, 32], description="Units of each hidden layer.")
     embedding_dim: Count = Field(8, description="Embedding size of each categorical feature in the deep part.")
     dropout: Annotated[float, Field(strict=True, ge=0, lt=1), Expected("a number from 0 up to (not including) 1")] = 0.1
     learning_rate: Annotated[float, Field(strict=True, gt=0, le=1), Expected("a number in (0, 1]")] = 0.001
     batch_size: Count = 128
     epochs: Count = Field(30, description="Upper bound; early stopping on the eval split usually ends sooner.")
-    early_stopping_patience: Count = Field(3, description="Epochs without val AUC improvement before stopping.")
-    seed: int = Field(42, strict=True, description="Seed of weights, shuffling and dropout.")
+    early_stopping_patience: Count = Field(
+        3, description="Epochs without improvement of the task's validation metric before stopping (Keras models).")
+    num_trees: Count = Field(
+        200, description="Tree models: trees in the forest (gradient boosting: at most; early stopping on the eval "
+                         "split usually ends sooner).")
+    max_depth: Optional[Count] = Field(
+        None, description="Tree models: the deepest a tree grows. Default: 6 for gradient_boosted_trees, 16 for "
+                          "random_forest.")
+    shrinkage: Annotated[float, Field(strict=True, gt=0, le=1), Expected("a number in (0, 1]")] = Field(
+        0.1, description="gradient_boosted_trees: the learning rate of boosting.")
+    min_examples: Count = Field(5, description="Tree models: the fewest train examples in a leaf.")
+    seed: int = Field(42, strict=True, description="Seed of weights, shuffling and dropout (tree models: of "
+                                                   "their sampling).")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters of this model family with their values (defaults resolved)."""
+        names = TREE_HYPERPARAMETERS if self.model in TREE_MODELS else KERAS_HYPERPARAMETERS
+        values = {name: getattr(self, name) for name in names}
+        if "max_depth" in values and values["max_depth"] is None:
+            values["max_depth"] = 6 if self.model == "gradient_boosted_trees" else 16
+        if self.model == "random_forest":
+            values.pop("shrinkage", None)
+        return values
 
 
-HYPERPARAMETERS = ("hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size")
+KERAS_HYPERPARAMETERS = ("hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size")
+TREE_HYPERPARAMETERS = ("num_trees", "max_depth", "shrinkage", "min_examples")
+HYPERPARAMETERS = (*KERAS_HYPERPARAMETERS, *TREE_HYPERPARAMETERS)
 
 
 class SearchRange(Section):
@@ -420,13 +516,15 @@ class SearchRange(Section):
         return self
 
 
-_INTEGER_HYPERPARAMETERS = ("embedding_dim", "batch_size")
+_INTEGER_HYPERPARAMETERS = ("embedding_dim", "batch_size", "num_trees", "max_depth", "min_examples")
 
 
 def _hyperparameter_value(name: str) -> tuple[TypeAdapter, str]:
     """The validator of one value of hyperparameter ``name``: the trainer section's own field type
     (so a choice passes exactly when ``trainer.<name>`` would), and how that value is described."""
     info = TrainerConfig.model_fields[name]
+    if name == "max_depth":
+        return TypeAdapter(Count), "a whole number of at least 1"
     if name == "hidden_units":
         return (TypeAdapter(Annotated[info.annotation, Field(min_length=1)]),
                 "a list of layer sizes (whole numbers of at least 1), e.g. [64, 32]")
@@ -442,13 +540,31 @@ def _valid(adapter: TypeAdapter, value: Any) -> bool:
     return True
 
 
+# The validation metrics a Trainer and Tuner can score by, per task (the first is the task's default).
+TASK_OBJECTIVES = {
+    "binary": ("val_auc", "val_loss", "val_binary_accuracy"),
+    "multiclass": ("val_loss", "val_accuracy", "val_auc"),
+    "regression": ("val_rmse", "val_mae", "val_loss"),
+}
+MAXIMIZED_OBJECTIVES = ("val_auc", "val_binary_accuracy", "val_accuracy")
+
+
+def objective_of(tuner: "TunerConfig", features: FeaturesConfig) -> str:
+    """The Tuner's objective: the configured one, or the task's default."""
+    return tuner.objective or TASK_OBJECTIVES[features.task][0]
+
+
 class TunerConfig(Section):
     """Hyperparameter search with KerasTuner over the Trainer's hyperparameters."""
 
     enabled: bool = Field(False, description="Off: the Trainer uses trainer's fixed hyperparameters.")
     algorithm: Literal["random", "bayesian", "hyperband", "grid"] = "random"
     max_trials: Count = Field(10, description="Trial budget.")
-    objective: Literal["val_auc", "val_loss", "val_binary_accuracy"] = "val_auc"
+    objective: Optional[Literal["val_auc", "val_loss", "val_binary_accuracy", "val_accuracy", "val_rmse", "val_mae"]] = Field(
+        None, description="What a trial is scored by, on the validation data. Default by task: val_auc (binary), "
+                          "val_loss (multiclass), val_rmse (regression). binary: val_auc, val_loss, "
+                          "val_binary_accuracy; multiclass: val_loss, val_accuracy, val_auc; regression: val_rmse, "
+                          "val_mae, val_loss.")
     epochs: Count = Field(10, description="Epochs per trial (early stopping applies).")
     cv_folds: Optional[Annotated[int, Field(strict=True, ge=2, le=20), Expected("a whole number from 2 to 20")]] = Field(
         None, description="k-fold cross-validation over train: a trial scores its mean over folds.")
@@ -505,7 +621,7 @@ class TunerConfig(Section):
 
 
 GATE_METRICS = evaluator_metrics.GATE_METRICS
-GATE_FAIRNESS_METRICS = evaluator_metrics.FAIRNESS_RATES
+GATE_FAIRNESS_METRICS = evaluator_metrics.FAIRNESS_METRICS
 REGRESSION_METRICS = evaluator_metrics.REGRESSION_METRICS
 
 
@@ -524,12 +640,9 @@ RateName = Annotated[Literal[GATE_FAIRNESS_METRICS],  # type: ignore[valid-type]
                      Expected("one of " + ", ".join(GATE_FAIRNESS_METRICS))]
 
 
-# The values each gate metric can take (components/evaluator/metrics.py has no range column): a bound outside
-# them can never be met or always holds, so it is a configuration error. A test checks every metric is here.
-METRIC_RANGES: dict[str, tuple[float, float]] = {
-    **{name: (0.0, 1.0) for name in ("auc", "accuracy", "precision", "recall", "f1", *GATE_FAIRNESS_METRICS)},
-    "calibration": (0.0, math.inf), "example_count": (0.0, math.inf),
-}
+# The values each metric can take (the metric table's value_range): a bound outside them can never be met or always
+# holds, so it is a configuration error.
+METRIC_RANGES: dict[str, tuple[float, float]] = {m.name: m.value_range for m in evaluator_metrics.METRICS}
 
 
 def _finite(value: float) -> float:
@@ -581,9 +694,15 @@ class MetricGate(Section):
 class FairnessGate(Section):
     """A rate compared across the groups of a sensitive feature."""
 
-    fairness: RateName = Field(description="The Fairness Indicators rate compared across groups.")
+    fairness: RateName = Field(description="What is compared across groups: a Fairness Indicators rate (binary, "
+                                           "multiclass), or a metric of the regression task such as mae.")
     feature: ColumnName
-    max_gap: Optional[Fraction] = Field(None, description="Largest allowed difference (max - min, or to reference).")
+    class_name: Optional[Annotated[str, AfterValidator(_non_empty), Expected("a class of the label")]] = Field(
+        None, alias="class", description="Multiclass: the class whose rates are compared (one-vs-rest), e.g. "
+                                         "high_risk. Required for the multiclass task, not used by the others.")
+    max_gap: Optional[Annotated[float, Field(strict=True, ge=0), AfterValidator(_finite),
+                                Expected("a finite number of at least 0")]] = Field(
+        None, description="Largest allowed difference (max - min, or to reference); for a rate, at most 1.")
     min_ratio: Optional[Fraction] = Field(None, description="Smallest allowed min/max ratio (0.8: four-fifths rule).")
     reference: Optional[str] = Field(None, description="Compare each group with this one instead of max vs min.")
     threshold: Optional[Fraction] = Field(None, description="Decision threshold (default: the first configured).")
@@ -638,6 +757,9 @@ class EvaluatorConfig(Section):
         30, description="Slices with fewer examples are reported as insufficient data.")
     insufficient_data: Literal["report", "block"] = Field(
         "report", description="A gate check on a slice below min_slice_size: 'report' it, or 'block' the push.")
+    top_k: Annotated[int, Field(strict=True, ge=2, le=100), Expected("a whole number from 2 to 100")] = Field(
+        2, description="Multiclass: top_k_accuracy counts an example right when its class is among the k most "
+                       "probable.")
     bands: dict[ColumnName, list[float]] = Field(
         default_factory=dict, description="Numeric features sliced by bands, with their boundaries in increasing "
                                           "order: {age: [25, 40, 60]} gives the age slices <25, [25,40), [40,60), "
@@ -663,6 +785,11 @@ class EvaluatorConfig(Section):
                 problems.add(("gates", index, "threshold"),
                              f"decision threshold {gate.threshold:g} missing from evaluator.decision_thresholds "
                              f"[{configured}]; expected one of those, or add {gate.threshold:g} there")
+            if isinstance(gate, FairnessGate) and gate.max_gap is not None \
+                    and METRIC_RANGES[gate.fairness] == (0.0, 1.0) and gate.max_gap > 1:
+                problems.add(("gates", index, "max_gap"),
+                             f"{gate.fairness} is between 0 and 1, so a gap of {gate.max_gap:g} always holds; "
+                             "expected a max_gap between 0 and 1")
             if isinstance(gate, MetricGate):
                 for bound, problem in _bound_problems(gate):
                     problems.add(("gates", index, bound), problem)
@@ -771,6 +898,28 @@ def _not_declared_as(name: str, kind: str, features: FeaturesConfig) -> Optional
     return f"{name} is not in features.{kind} ({why}); {expected}"
 
 
+def _task_gate_problems(gate: Any, task: str) -> list[tuple[Loc, str]]:
+    """Why ``gate`` does not fit ``task`` (a metric the task has not, a ``class`` missing or not used)."""
+    if isinstance(gate, MetricGate):
+        field, name, allowed = "metric", gate.metric, evaluator_metrics.gate_metrics_of_task(task)
+    elif isinstance(gate, FairnessGate):
+        field, name, allowed = "fairness", gate.fairness, evaluator_metrics.fairness_metrics_of_task(task)
+    else:
+        field, name, allowed = "no_regression", gate.no_regression, evaluator_metrics.regression_metrics_of_task(task)
+    found: list[tuple[Loc, str]] = []
+    if name not in allowed:
+        found.append(((field,), f"{name} is not a metric of the {task} task (features.task); the {task} task has "
+                                f"{', '.join(allowed) or 'none'}"))
+    if isinstance(gate, FairnessGate):
+        if task == "multiclass" and gate.class_name is None:
+            found.append(((), f"a multiclass fairness gate compares one class's rates (one-vs-rest): give class: "
+                              f"<one of the label's classes>"))
+        if task != "multiclass" and gate.class_name is not None:
+            found.append((("class",), f"class is only used by the multiclass task (features.task is {task}): "
+                                      "remove it"))
+    return found
+
+
 def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
     """The problems between sections, each with its YAML location, e.g.
     ``(("transform", "per_feature", "age"), "...")``.
@@ -789,6 +938,24 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
         problems.add(("data", "split", "key"), f"'{data.split.key}' cannot be the label column (features.label); "
                                                "expected another column, such as an id, or no key")
     transform: Optional[TransformConfig] = sections.get("transform")
+    if transform is not None and transform.label != "none" and features.task != "regression":
+        problems.add(("transform", "label"), f"transform.label: {transform.label} transforms a numeric label, which "
+                                             f"only the regression task has (features.task is {features.task}); "
+                                             "expected none")
+    tuner: Optional[TunerConfig] = sections.get("tuner")
+    if tuner is not None and tuner.objective is not None and tuner.objective not in TASK_OBJECTIVES[features.task]:
+        problems.add(("tuner", "objective"), f"{tuner.objective} is not a validation metric of the {features.task} "
+                                             f"task; expected one of {', '.join(TASK_OBJECTIVES[features.task])}")
+    trainer: Optional[TrainerConfig] = sections.get("trainer")
+    if tuner is not None and trainer is not None:
+        family = TREE_HYPERPARAMETERS if trainer.model in TREE_MODELS else KERAS_HYPERPARAMETERS
+        if trainer.model == "random_forest":
+            family = tuple(n for n in family if n != "shrinkage")
+        for name in tuner.search_space:
+            if name in HYPERPARAMETERS and name not in family:
+                problems.add(("tuner", "search_space", name),
+                             f"{name} is not a hyperparameter of trainer.model {trainer.model}; expected one of "
+                             f"{', '.join(family)}")
     if transform is not None:
         for group, kind in (("per_feature", "numeric"), ("hash_buckets", "categorical")):
             for name in getattr(transform, group):
@@ -800,6 +967,8 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
         named: list[tuple[Loc, list[str]]] = [(("evaluator", "slices", i), list(s))
                                               for i, s in enumerate(evaluator.slices or [])]
         for i, gate in enumerate(evaluator.gates):
+            for loc, problem in _task_gate_problems(gate, features.task):
+                problems.add(("evaluator", "gates", i, *loc), problem)
             if isinstance(gate, FairnessGate):
                 named.append((("evaluator", "gates", i, "feature"), [gate.feature]))
             elif gate.per:

@@ -11,11 +11,13 @@ Pure Python: importing this module imports no TensorFlow, so ``pipeline.config``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 HIGHER, LOWER, TOWARD_ONE = "higher", "lower", "toward 1.0"
-BINARY = "binary"
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
 FAIRNESS_INDICATORS = "fairness_indicators_metrics"  # the prefix of the Fairness Indicators' TFMA keys
 DIRECTION_TEXT = {HIGHER: "higher is better", LOWER: "lower is better", TOWARD_ONE: "best at 1.0", None: "-"}
 
@@ -40,6 +42,8 @@ class Metric:
         meaning: What it measures, for the README.
         tfma_threshold_arg: The TFMA class's parameter taking the threshold (``BinaryAccuracy``
             takes one ``threshold``, the others a list of ``thresholds``).
+        value_range: The values it can take (a gate bound outside them is a config error).
+        across_groups: A fairness gate may compare it across groups (the rates always may).
     """
 
     name: str
@@ -52,6 +56,8 @@ class Metric:
     rate: bool = False
     in_report: bool = True
     tfma_threshold_arg: str = "thresholds"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    across_groups: bool = False
 
     @property
     def can_regress(self) -> bool:
@@ -92,9 +98,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("recall", "Recall", "recall", HIGHER, True, "share of positives predicted positive"),
     Metric("f1", "F1Score", "f1_score", HIGHER, True, "harmonic mean of precision and recall"),
     Metric("calibration", "Calibration", "calibration", TOWARD_ONE, False,
-           "mean score / share of positives: above 1 over-predicts, below 1 under-predicts"),
+           "mean score / share of positives: above 1 over-predicts, below 1 under-predicts",
+           value_range=(0.0, math.inf)),
     Metric("example_count", "ExampleCount", "example_count", None, False,
-           "examples in the slice (below min_slice_size: insufficient data)", in_report=False),
+           "examples in the slice (below min_slice_size: insufficient data)", in_report=False,
+           tasks=TASKS, value_range=(0.0, math.inf)),
     _rate("positive_rate", "PredictedPositiveRate", None, "share of examples predicted positive", True),
     _rate("false_positive_rate", "FallOut", LOWER, "share of negatives predicted positive", True),
     _rate("false_negative_rate", "MissRate", LOWER, "share of positives predicted negative", True),
@@ -107,6 +115,27 @@ BY_NAME = {m.name: m for m in METRICS}
 GATE_METRICS = tuple(m.name for m in METRICS if not m.rate)
 REGRESSION_METRICS = tuple(m.name for m in METRICS if m.can_regress)
 FAIRNESS_RATES = tuple(m.name for m in METRICS if m.rate)
+FAIRNESS_METRICS = tuple(m.name for m in METRICS if m.rate or m.across_groups)  # what a fairness gate may compare
+
+
+def metrics_of_task(task: str) -> tuple[Metric, ...]:
+    """The metrics the Evaluator computes for ``task``."""
+    return tuple(m for m in METRICS if task in m.tasks)
+
+
+def gate_metrics_of_task(task: str) -> tuple[str, ...]:
+    """The names a ``metric`` gate may use for ``task``."""
+    return tuple(m.name for m in metrics_of_task(task) if not m.rate)
+
+
+def fairness_metrics_of_task(task: str) -> tuple[str, ...]:
+    """The names a ``fairness`` gate may compare across groups for ``task``."""
+    return tuple(m.name for m in metrics_of_task(task) if m.rate or m.across_groups)
+
+
+def regression_metrics_of_task(task: str) -> tuple[str, ...]:
+    """The names a ``no_regression`` gate may use for ``task``."""
+    return tuple(m.name for m in metrics_of_task(task) if m.can_regress)
 
 
 def metric(name: str) -> Metric:

@@ -254,7 +254,7 @@ def test_bounds_that_are_not_numbers_are_errors_at_their_path(write_pipeline, ca
     for line in ["evaluator.decision_thresholds[0]: expected a number between 0 and 1, got nan",
                  "evaluator.gates[0].min: expected a finite number, got nan",
                  "evaluator.gates[1].max: expected a finite number, got inf",
-                 "evaluator.gates[2].max_gap: expected a number between 0 and 1, got nan",
+                 "evaluator.gates[2].max_gap: expected a finite number of at least 0, got nan",
                  "evaluator.gates[3].min_ratio: expected a number between 0 and 1, got nan",
                  "evaluator.gates[4].max_drop: expected a finite number of at least 0, got nan",
                  "evaluator.gates[5].max_drop: expected a finite number, got inf"]:
