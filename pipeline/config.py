@@ -951,6 +951,9 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
         family = TREE_HYPERPARAMETERS if trainer.model in TREE_MODELS else KERAS_HYPERPARAMETERS
         if trainer.model == "random_forest":
             family = tuple(n for n in family if n != "shrinkage")
+        if tuner.enabled and tuner.algorithm == "hyperband" and trainer.model in TREE_MODELS:
+            problems.add(("tuner", "algorithm"), f"hyperband allots epochs to trials, and {trainer.model} trains in "
+                                                 "one pass; expected random, bayesian or grid")
         for name in tuner.search_space:
             if name in HYPERPARAMETERS and name not in family:
                 problems.add(("tuner", "search_space", name),

@@ -45,9 +45,31 @@ def require_tf_keras():
 
 def load_feature_kinds(graph_dir: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """The label name and each transformed feature's kind, as Transform wrote them."""
-    with open(os.path.join(graph_dir, FEATURE_KINDS_FILE), encoding="utf-8") as handle:
-        body = json.load(handle)
+    body = _feature_kinds_file(graph_dir)
     return body["label"], body["features"]
+
+
+def load_label_info(graph_dir: str) -> dict[str, Any]:
+    """What Transform recorded of the label: ``label``, ``task``, ``classes`` (multiclass, in
+    class-id order) and ``label_transform`` (regression: ``none`` or ``log``)."""
+    body = _feature_kinds_file(graph_dir)
+    return {"label": body["label"], "task": body.get("task", "binary"), "classes": body.get("classes"),
+            "label_transform": body.get("label_transform", "none")}
+
+
+def _feature_kinds_file(graph_dir: str) -> dict[str, Any]:
+    with open(os.path.join(graph_dir, FEATURE_KINDS_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# The validation metric each task's early stopping (and, by default, the Tuner) follows, and which way is better.
+MONITOR = {"binary": ("val_auc", "max"), "multiclass": ("val_loss", "min"), "regression": ("val_rmse", "min")}
+MAXIMIZED = {"val_auc", "val_binary_accuracy", "val_accuracy"}
+
+
+def best_of(series: list[float], metric: str) -> float:
+    """The best value of a validation metric's history."""
+    return max(series) if metric in MAXIMIZED else min(series)
 
 
 def split_files(transformed_dir: str, split: str) -> list[str]:
@@ -82,17 +104,25 @@ def model_inputs(transformed: dict, kinds: dict) -> dict:
     return out
 
 
-def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type: str):
-    """A binary classifier over transformed features.
+def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type: str, task: str = "binary",
+                num_classes: int | None = None, label_stats: tuple[float, float] | None = None):
+    """A tf_keras model over transformed features for ``task``.
 
     Args:
         kinds: Feature name -> ``{"kind": "numeric"}`` or ``{"kind": "categorical", "size": N}``;
             the model's inputs are named ``tf_name(feature)`` (see ``model_inputs``).
         hp: ``hidden_units``, ``embedding_dim``, ``dropout``, ``learning_rate``.
         model_type: ``dnn``, or ``wide_and_deep`` (adds a linear part over one-hot categoricals).
+        task: ``binary`` (output: probability of the positive class, [batch, 1]), ``multiclass``
+            (each class's probability, [batch, num_classes]) or ``regression`` ([batch, 1], the
+            label as trained on).
+        label_stats: Regression: the train label's mean and standard deviation; the output is
+            ``mean + std * x``, so the layers learn a standardized target whatever the label's units.
 
     Returns:
-        A compiled tf_keras model with AUC and binary accuracy metrics.
+        A compiled tf_keras model; its metrics are named as the Tuner's objectives read them:
+        ``auc`` and ``binary_accuracy`` (binary), ``accuracy`` and ``auc`` (multiclass, one-vs-rest
+        over every class), ``rmse`` and ``mae`` (regression), besides ``loss``.
     """
     tf = require_tf_keras()
     layers = tf.keras.layers
@@ -112,23 +142,65 @@ def build_model(kinds: dict[str, dict[str, Any]], hp: dict[str, Any], model_type
         x = layers.Dense(int(units), activation="relu", name=f"hidden_{index}")(x)
         if hp["dropout"]:
             x = layers.Dropout(float(hp["dropout"]), name=f"dropout_{index}")(x)
-    logit = layers.Dense(1, name="deep_logit")(x)
+    width = int(num_classes) if task == "multiclass" else 1
+    logit = layers.Dense(width, name="deep_logit")(x)
     if model_type == "wide_and_deep" and wide:
         linear = layers.Concatenate(name="wide_inputs")(wide) if len(wide) > 1 else wide[0]
-        logit = layers.Add(name="logit")([logit, layers.Dense(1, name="wide_logit")(linear)])
-    output = layers.Activation("sigmoid", name="probability")(logit)
-    model = tf.keras.Model(inputs, output)
-    model.compile(optimizer=tf.keras.optimizers.Adam(float(hp["learning_rate"])),
-                  loss=tf.keras.losses.BinaryCrossentropy(),
-                  metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="binary_accuracy")])
+        logit = layers.Add(name="logit")([logit, layers.Dense(width, name="wide_logit")(linear)])
+    optimizer = tf.keras.optimizers.Adam(float(hp["learning_rate"]))
+    if task == "multiclass":
+        output = layers.Softmax(name="probabilities")(logit)
+        model = tf.keras.Model(inputs, output)
+        model.compile(optimizer=optimizer, loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                               SparseAUC(num_classes=int(num_classes), name="auc")])
+    elif task == "regression":
+        mean, std = label_stats or (0.0, 1.0)
+        output = layers.Rescaling(scale=float(std) or 1.0, offset=float(mean), name="prediction")(logit)
+        model = tf.keras.Model(inputs, output)
+        model.compile(optimizer=optimizer, loss=tf.keras.losses.MeanSquaredError(),
+                      metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse"),
+                               tf.keras.metrics.MeanAbsoluteError(name="mae")])
+    else:
+        output = layers.Activation("sigmoid", name="probability")(logit)
+        model = tf.keras.Model(inputs, output)
+        model.compile(optimizer=optimizer, loss=tf.keras.losses.BinaryCrossentropy(),
+                      metrics=[tf.keras.metrics.AUC(name="auc"),
+                               tf.keras.metrics.BinaryAccuracy(name="binary_accuracy")])
     return model
 
 
-def fit(model, train, validation, epochs: int, patience: int, callbacks: list | None = None) -> dict[str, list[float]]:
-    """Trains with early stopping on validation AUC, keeping the best epoch's weights."""
+def _sparse_auc_class():
     tf = require_tf_keras()
-    stop = tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
-                                            restore_best_weights=True)
+
+    class _SparseAUC(tf.keras.metrics.AUC):
+        """AUC over every class one-vs-rest (micro-averaged) from class ids and probabilities."""
+
+        def __init__(self, num_classes: int, **kwargs):
+            super().__init__(**kwargs)
+            self.num_classes = num_classes
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.num_classes)
+            return super().update_state(one_hot, y_pred, sample_weight)
+
+        def get_config(self):
+            return {**super().get_config(), "num_classes": self.num_classes}
+
+    return _SparseAUC
+
+
+def SparseAUC(num_classes: int, name: str = "auc"):  # noqa: N802 - builds a Keras metric
+    """A Keras AUC metric for class ids (see ``_sparse_auc_class``)."""
+    return _sparse_auc_class()(num_classes=num_classes, name=name)
+
+
+def fit(model, train, validation, epochs: int, patience: int, callbacks: list | None = None,
+        monitor: str = "val_auc") -> dict[str, list[float]]:
+    """Trains with early stopping on the validation metric ``monitor``, keeping the best epoch's weights."""
+    tf = require_tf_keras()
+    stop = tf.keras.callbacks.EarlyStopping(monitor=monitor, mode="max" if monitor in MAXIMIZED else "min",
+                                            patience=patience, restore_best_weights=True)
     history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=[stop, *(callbacks or [])],
                         verbose=0)
     return history.history

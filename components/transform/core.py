@@ -139,9 +139,31 @@ def run_transform(examples_dir: str, schema_dir: str, graph_dir: str, transforme
     _remove_tree(temp_dir)
     tft_output = tft.TFTransformOutput(graph_dir)
     kinds = _feature_kinds(plan, tft_output, features)
+    transform_label = transform.label if features.task == "regression" else "none"
     with open(os.path.join(graph_dir, FEATURE_KINDS_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"label": features.label, "features": kinds}, handle, indent=2, sort_keys=True)
+        json.dump({"label": features.label, "task": features.task, "label_transform": transform_label,
+                   "classes": _classes(tft_output, features), "features": kinds}, handle, indent=2, sort_keys=True)
     return kinds
+
+
+def _classes(tft_output, features: FeaturesConfig) -> list[str] | None:
+    """The multiclass label's classes in class-id order (TFT's vocabulary over train), else ``None``.
+
+    Raises:
+        ConfigError: A custom preprocessing module made no label vocabulary.
+    """
+    from components.common import tasks
+
+    if features.task != tasks.MULTICLASS:
+        return None
+    name = tasks.label_vocabulary_file(features.label)
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in tft_output.vocabulary_by_name(name)]
+    except (ValueError, OSError, KeyError):
+        raise ConfigError("transform.module_file", [ConfigIssue(
+            "transform.module_file", f"the multiclass label needs its classes as a TFT vocabulary named '{name}': "
+            f"map the label with tft.compute_and_apply_vocabulary(label, num_oov_buckets=0, default_value=-1, "
+            f"vocab_filename='{name}')")]) from None
 
 
 def _feature_kinds(plan: dict | None, tft_output, features: FeaturesConfig) -> dict[str, dict[str, Any]]:

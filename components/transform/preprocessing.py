@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.common import tasks
 from components.common.keras_model import tf_name
 from pipeline.config import FeaturesConfig, TransformConfig
 
@@ -37,7 +38,9 @@ def build_plan(transform: TransformConfig, features: FeaturesConfig) -> dict[str
         "fill_numeric": transform.missing.numeric,
         "fill_categorical": transform.missing.categorical,
         "label": features.label,
-        "positive": features.positive_value,
+        "task": features.task,
+        "positive": features.positive_value if features.task == tasks.BINARY else None,
+        "label_transform": transform.label,
     }
 
 
@@ -54,7 +57,9 @@ def _dense(tensor, default):
 
 
 def preprocessing_fn(plan: dict[str, Any], inputs: dict) -> dict:
-    """TFT preprocessing: scale numerics, map categoricals to ids, fill gaps, label to 0/1.
+    """TFT preprocessing: scale numerics, map categoricals to ids, fill gaps, and the label by task:
+    binary 0/1, multiclass a class id from a vocabulary over train, regression a float (log1p of
+    it with ``transform.label: log``).
 
     Args:
         plan: ``build_plan``'s output.
@@ -62,7 +67,8 @@ def preprocessing_fn(plan: dict[str, Any], inputs: dict) -> dict:
 
     Returns:
         Transformed features under their raw names: float32 for numeric, int64 ids for
-        categorical and bucketized ones, and the label as int64 0/1.
+        categorical and bucketized ones; the label as int64 0/1 (binary), an int64 class id
+        (multiclass; -1 for a class train never had) or float32 (regression).
     """
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -97,9 +103,26 @@ def preprocessing_fn(plan: dict[str, Any], inputs: dict) -> dict:
             outputs[name] = tft.compute_and_apply_vocabulary(
                 x, top_k=spec["top_k"], frequency_threshold=spec["frequency_threshold"],
                 num_oov_buckets=spec["oov_buckets"], vocab_filename=vocabulary_file(name))
-    label = _dense(inputs[plan["label"]], "")
-    outputs[plan["label"]] = tf.cast(tf.equal(label, plan["positive"]), tf.int64)
+    outputs[plan["label"]] = transformed_label(plan, inputs[plan["label"]])
     return outputs
+
+
+def transformed_label(plan: dict[str, Any], raw):
+    """The label as the model trains on it (see ``preprocessing_fn``)."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    task = plan.get("task", tasks.BINARY)  # plans written before tasks existed are binary
+    if task == tasks.REGRESSION:
+        value = _dense(tf.sparse.map_values(tf.cast, raw, tf.float32) if isinstance(raw, tf.sparse.SparseTensor)
+                       else tf.cast(raw, tf.float32), float("nan"))
+        return tf.math.log1p(tf.maximum(value, 0.0)) if plan.get("label_transform") == "log" else value
+    label = _dense(raw, "")
+    if task == tasks.MULTICLASS:
+        # classes in the vocabulary's order (most frequent first, ties by value), from train only
+        return tft.compute_and_apply_vocabulary(label, num_oov_buckets=0, default_value=-1,
+                                                vocab_filename=tasks.label_vocabulary_file(plan["label"]))
+    return tf.cast(tf.equal(label, plan["positive"]), tf.int64)
 
 
 def feature_kinds(plan: dict[str, Any], tft_output) -> dict[str, dict[str, Any]]:

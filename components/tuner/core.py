@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
-from pipeline.config import HYPERPARAMETERS, Section, TrainerConfig, TunerConfig
+from pipeline.config import Section, TrainerConfig, TunerConfig
 from pipeline.specs import HYPERPARAMETERS_FILE
 from pipeline.table import markdown_table
 
@@ -20,7 +20,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     """Runs the Tuner as a pipeline step. Returns its figures."""
     tuner: TunerConfig = config["tuner"]
     trainer: TrainerConfig = config["trainer"]
-    fixed = {name: getattr(trainer, name) for name in HYPERPARAMETERS}
+    fixed = trainer.hyperparameters()
     if not tuner.enabled:
         write_hyperparameters(outputs["best_hyperparameters"], fixed, source="trainer section (tuning off)")
         _write_trials(outputs["trials"], [], tuner)
@@ -32,7 +32,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
                           source=f"{tuner.algorithm} search, trial {best['trial']}")
     _write_trials(outputs["trials"], trials, tuner)
     figures: dict[str, Any] = {"tuned": True, "trials": len(trials), "best_trial": best["trial"],
-                               f"best_{tuner.objective}": round(best["score"], 4)}
+                               f"best_{best['objective']}": round(best["score"], 4)}
     if tuner.cv_folds:
         figures["best_spread"] = round(best["spread"], 4)
     return figures
@@ -53,9 +53,10 @@ def _write_trials(path: str, trials: list[dict], tuner: TunerConfig) -> None:
         spread = ["spread (sd over folds)"] if tuner.cv_folds else []
         rows = [[t["trial"], *[t["hyperparameters"].get(n, "") for n in names], f"{t['score']:.4f}",
                  *([f"{t['spread']:.4f}"] if tuner.cv_folds else []), t["status"]] for t in trials]
-        lines += [f"Algorithm {tuner.algorithm}, objective {tuner.objective}"
+        objective = trials[0]["objective"]
+        lines += [f"Algorithm {tuner.algorithm}, objective {objective}"
                   + (f", {tuner.cv_folds}-fold cross-validation over train" if tuner.cv_folds else "") + ".", "",
-                  markdown_table(["trial", *names, tuner.objective, *spread, "status"], rows)]
+                  markdown_table(["trial", *names, objective, *spread, "status"], rows)]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -15,10 +15,15 @@ import tempfile
 from typing import Any, Callable
 
 from components.common import keras_model
-from pipeline.config import HYPERPARAMETERS, SearchRange, TrainerConfig, TunerConfig
+from pipeline.config import MAXIMIZED_OBJECTIVES, TASK_OBJECTIVES, TREE_MODELS, SearchRange, TrainerConfig, TunerConfig
 
-_INTEGER = {"embedding_dim", "batch_size"}
-_MAXIMIZE = {"val_auc", "val_binary_accuracy"}
+_INTEGER = {"embedding_dim", "batch_size", "num_trees", "max_depth", "min_examples"}
+_MAXIMIZE = set(MAXIMIZED_OBJECTIVES)
+
+
+def task_objective(tuner: TunerConfig, task: str) -> str:
+    """The objective a search scores by: the configured one, else the task's default."""
+    return tuner.objective or TASK_OBJECTIVES[task][0]
 
 
 def hyperparameter_space(tuner: TunerConfig):
@@ -50,10 +55,11 @@ def _values(trial_hp, tuner: TunerConfig) -> dict[str, Any]:
     return values
 
 
-def make_oracle(tuner: TunerConfig, directory: str):
+def make_oracle(tuner: TunerConfig, directory: str, objective_name: str | None = None):
     import keras_tuner as kt
 
-    objective = kt.Objective(tuner.objective, "max" if tuner.objective in _MAXIMIZE else "min")
+    objective_name = objective_name or tuner.objective or "val_auc"
+    objective = kt.Objective(objective_name, "max" if objective_name in _MAXIMIZE else "min")
     space = hyperparameter_space(tuner)
     common = {"objective": objective, "seed": tuner.seed, "hyperparameters": space,
               "tune_new_entries": False, "allow_new_entries": False}
@@ -72,24 +78,33 @@ def make_oracle(tuner: TunerConfig, directory: str):
 
 def search(transformed_dir: str, graph_dir: str, tuner: TunerConfig, trainer: TrainerConfig,
            progress: Callable[[str], None] = lambda _: None) -> tuple[list[dict], dict]:
-    """Runs the search.
+    """Runs the search, for the task Transform recorded and the model family of ``trainer.model``.
 
     Returns:
-        Every trial (number, hyperparameters, score, spread over folds, status) and the best one.
+        Every trial (number, hyperparameters, score, spread over folds, status) and the best one;
+        the objective is ``task_objective``'s.
     """
     tf = keras_model.require_tf_keras()
     import keras_tuner as kt
     import tensorflow_transform as tft
 
-    label, kinds = keras_model.load_feature_kinds(graph_dir)
+    from components.trainer.core import EVAL_BATCH, check_label
+
+    info = keras_model.load_label_info(graph_dir)
+    label, task, classes = info["label"], info["task"], info["classes"]
+    _, kinds = keras_model.load_feature_kinds(graph_dir)
+    objective = task_objective(tuner, task)
     spec = tft.TFTransformOutput(graph_dir).transformed_feature_spec()
     train_files = keras_model.split_files(transformed_dir, "train")
     eval_files = keras_model.split_files(transformed_dir, "eval")
-    fixed = {name: getattr(trainer, name) for name in HYPERPARAMETERS}
+    label_stats = check_label(train_files, spec, label, task, classes)
+    num_classes = len(classes) if classes else None
+    fixed = trainer.hyperparameters()
+    trees = trainer.model in TREE_MODELS
     directory = tempfile.mkdtemp(prefix="sluiceway-tuner-")
     trials: list[dict] = []
     try:
-        oracle = make_oracle(tuner, directory)
+        oracle = make_oracle(tuner, directory, objective)
         while True:
             trial = oracle.create_trial("sluiceway")
             if trial.status == kt.engine.trial.TrialStatus.STOPPED:
@@ -98,40 +113,48 @@ def search(transformed_dir: str, graph_dir: str, tuner: TunerConfig, trainer: Tr
             values = _values(trial.hyperparameters, tuner)
             epochs = int(trial.hyperparameters.values.get("tuner/epochs", tuner.epochs))
             hp = {**fixed, **values}
+            batch_size = int(hp.get("batch_size", trainer.batch_size))
             scores = []
             folds = range(tuner.cv_folds) if tuner.cv_folds else [None]
             for fold in folds:
                 tf.keras.backend.clear_session()
                 tf.keras.utils.set_random_seed(tuner.seed)
                 if fold is None:
-                    train = keras_model.dataset(train_files, spec, label, kinds, int(hp["batch_size"]),
-                                                shuffle_seed=tuner.seed)
-                    validation = keras_model.dataset(eval_files, spec, label, kinds, 1024)
+                    train = keras_model.dataset(train_files, spec, label, kinds, batch_size, shuffle_seed=tuner.seed)
+                    validation = keras_model.dataset(eval_files, spec, label, kinds, EVAL_BATCH)
                 else:
                     k = tuner.cv_folds
-                    train = keras_model.dataset(train_files, spec, label, kinds, int(hp["batch_size"]),
+                    train = keras_model.dataset(train_files, spec, label, kinds, batch_size,
                                                 shuffle_seed=tuner.seed,
                                                 keep=lambda i, f=fold: tf.not_equal(i % k, f))
-                    validation = keras_model.dataset(train_files, spec, label, kinds, 1024,
+                    validation = keras_model.dataset(train_files, spec, label, kinds, EVAL_BATCH,
                                                      keep=lambda i, f=fold: tf.equal(i % k, f))
-                model = keras_model.build_model(kinds, hp, trainer.model)
-                history = keras_model.fit(model, train, validation, epochs, trainer.early_stopping_patience)
-                series = history[tuner.objective]
-                scores.append(max(series) if tuner.objective in _MAXIMIZE else min(series))
+                if trees:
+                    from components.common import tree_model
+
+                    model = tree_model.build_tree_model(kinds, hp, trainer.model, task, num_classes=num_classes,
+                                                        seed=tuner.seed)
+                    history = tree_model.fit_tree(model, train, validation, task)
+                else:
+                    model = keras_model.build_model(kinds, hp, trainer.model, task, num_classes=num_classes,
+                                                    label_stats=label_stats)
+                    history = keras_model.fit(model, train, validation, epochs, trainer.early_stopping_patience,
+                                              monitor=objective)
+                scores.append(keras_model.best_of(history[objective], objective))
             score = statistics.fmean(scores)
             spread = statistics.pstdev(scores) if len(scores) > 1 else 0.0
-            oracle.update_trial(trial.trial_id, {tuner.objective: score})
+            oracle.update_trial(trial.trial_id, {objective: score})
             trial.status = kt.engine.trial.TrialStatus.COMPLETED
             oracle.end_trial(trial)
             trials.append({"trial": number, "hyperparameters": values, "score": score, "spread": spread,
-                           "folds": scores, "status": "completed"})
+                           "folds": scores, "status": "completed", "objective": objective})
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             fold_text = f" (mean of {len(scores)} folds, sd {spread:.4f})" if tuner.cv_folds else ""
-            progress(f"trial {number}: {tuner.objective}={score:.4f}{fold_text}  {shown}")
+            progress(f"trial {number}: {objective}={score:.4f}{fold_text}  {shown}")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     if not trials:
         raise RuntimeError("the tuner ran no trial")
-    best_score = (max if tuner.objective in _MAXIMIZE else min)(t["score"] for t in trials)
+    best_score = (max if objective in _MAXIMIZE else min)(t["score"] for t in trials)
     best = next(t for t in trials if t["score"] == best_score)
     return trials, best

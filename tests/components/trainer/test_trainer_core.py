@@ -63,7 +63,7 @@ def built_models(monkeypatch) -> list:
     from components.trainer import core
 
     models: list = []
-    monkeypatch.setattr(core, "export_serving_model", lambda model, *_: models.append(model))
+    monkeypatch.setattr(core, "export_serving_model", lambda model, *_, **__: models.append(model))
     return models
 
 

@@ -143,7 +143,8 @@ def test_transformed_splits_and_feature_kinds_are_written(generated):
     for split in ("train", "eval", "test"):
         assert os.path.getsize(split_file(transformed, split)) > 0
     written = json.load(open(os.path.join(graph, "feature_kinds.json")))
-    assert written == {"label": "approved", "features": kinds}
+    assert written == {"label": "approved", "task": "binary", "label_transform": "none", "classes": None,
+                       "features": kinds}
     assert not os.path.exists(os.path.join(transformed, ".tft-temp"))
 
 

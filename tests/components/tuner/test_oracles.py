@@ -23,7 +23,7 @@ def _proposals(tuner: TunerConfig, tmp_path, count: int) -> list[dict]:
         if trial.status == kt.engine.trial.TrialStatus.STOPPED:
             break
         proposals.append(_values(trial.hyperparameters, tuner))
-        oracle.update_trial(trial.trial_id, {tuner.objective: 0.5})
+        oracle.update_trial(trial.trial_id, {tuner.objective or "val_auc": 0.5})
         trial.status = kt.engine.trial.TrialStatus.COMPLETED
         oracle.end_trial(trial)
     return proposals

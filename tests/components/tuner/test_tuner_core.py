@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from pipeline.config import HYPERPARAMETERS, TunerConfig
+from pipeline.config import KERAS_HYPERPARAMETERS as HYPERPARAMETERS, TunerConfig
 from pipeline.specs import HYPERPARAMETERS_FILE
 from tests.components.conftest import make_outputs, markdown_rows, read_json, trainer_config
 
