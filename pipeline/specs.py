@@ -394,8 +394,8 @@ TRAINER = ComponentSpec(
         "hyperparameters": InputRef("Tuner", "best_hyperparameters"),
     },
     outputs={"model": MODEL, "model_run": MODEL_RUN},
-    summary=("eval_auc",),
-    headline="Model: {model}  (eval AUC {eval_auc:.4f})",
+    summary=("eval_auc", "eval_accuracy", "eval_rmse"),  # binary, multiclass, regression: whichever it has
+    headline="Model: {model}  ({validation})",
 )
 BASELINE_RESOLVER = ComponentSpec(
     name="BaselineResolver",

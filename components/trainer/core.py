@@ -105,6 +105,8 @@ def run_trainer(transformed_dir: str, graph_dir: str, hyperparameters_dir: str, 
     for name in _FIGURES[task]:
         figures[f"eval_{name}"] = round(float(history[f"val_{name}"][-1 if trainer.model in TREE_MODELS else
                                                                       figures["best_epoch"] - 1]), 4)
+    shown = _FIGURES[task][0]
+    figures["validation"] = f"{trainer.model}, eval {_NAMES.get(shown, shown)} {figures[f'eval_{shown}']:.4f}"
     # recorded with the execution in ML Metadata: which hyperparameters made this model
     figures["hyperparameters"] = json.dumps(hp, sort_keys=True)
     progress("exporting the serving model")
@@ -117,6 +119,7 @@ def run_trainer(transformed_dir: str, graph_dir: str, hyperparameters_dir: str, 
     return figures
 
 
+_NAMES = {"auc": "AUC", "rmse": "RMSE", "accuracy": "accuracy"}
 # The eval-split figures the Trainer reports per task (the validation metrics of the best epoch).
 _FIGURES = {"binary": ("auc", "loss", "binary_accuracy"), "multiclass": ("accuracy", "loss"),
             "regression": ("rmse", "mae")}
