@@ -109,11 +109,12 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
     from pipeline.datagen import generate
 
     try:
-        result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift)
+        result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift,
+                          task=args.task)
     except (ValueError, TypeError) as exc:
         raise SluicewayError(f"generate-data: {exc}") from None
     print(f"Wrote {result.rows:,} rows to {result.path} in {result.seconds:.1f}s "
-          f"(positive rate {result.positive_rate:.3f}, bias {args.bias:g}, drift {args.drift:g})")
+          f"({result.label_summary()}, bias {args.bias:g}, drift {args.drift:g})")
     return 0
 
 
@@ -295,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=cmd_validate_config)
 
-    p = sub.add_parser("generate-data", help="write a synthetic credit-approval data set")
+    p = sub.add_parser("generate-data", help="write a synthetic credit data set (approval, risk tier or interest "
+                                             "rate)")
     p.add_argument("-o", "--output", required=True, help="file to write: .csv, .csv.gz or .parquet")
+    p.add_argument("--task", choices=("binary", "multiclass", "regression"), default="binary",
+                   help="the label: binary approved yes/no (default), multiclass risk_tier low/medium/high, "
+                        "regression interest_rate in percent")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bias", type=float, default=0.0, help="label unfairness against sex=female (0 = none)")

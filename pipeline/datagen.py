@@ -1,16 +1,19 @@
-"""Deterministic synthetic credit-approval data set.
+"""Deterministic synthetic credit data set.
 
-``generate(path, rows, seed)`` writes a realistic tabular binary-classification
-data set (one row per loan application, label ``approved`` = ``"yes"``/``"no"``)
-to ``.csv``, ``.csv.gz`` or ``.parquet``.  It is used by the quickstart and by
-the tests of the pipeline components, so it has to be:
+``generate(path, rows, seed)`` writes a realistic tabular data set (one row per
+loan application) to ``.csv``, ``.csv.gz`` or ``.parquet``, with the label of
+one of three tasks (``task=``): binary ``approved`` = ``"yes"``/``"no"`` (the
+default), multiclass ``risk_tier`` = ``"low"``/``"medium"``/``"high"`` or
+regression ``interest_rate`` (percent).  It is used by the quickstart, the
+examples and the tests of the pipeline components, so it has to be:
 
-* **deterministic** -- the same ``(rows, seed, bias, drift, format)`` always
-  gives a byte-identical file.  Rows are produced in fixed-size chunks of
+* **deterministic** -- the same ``(rows, seed, bias, drift, task, format)``
+  always gives a byte-identical file.  Rows are produced in fixed-size chunks of
   :data:`CHUNK_ROWS`; chunk ``i`` uses ``np.random.default_rng([seed, i])``.
   ``bias`` and ``drift`` only change how the random draws are transformed,
   never which draws are made, so e.g. ``drift=0`` and ``drift=1`` describe the
-  same applicants, one of them seen in a shifted world.
+  same applicants, one of them seen in a shifted world.  ``task`` only
+  changes the label column: the three tasks describe the same applicants.
 * **bounded in memory** -- only one chunk is held at a time.
 * **atomic** -- the file is written to a temporary file next to the target
   and moved into place with :func:`os.replace` (:func:`pipeline.files.atomic_open`);
@@ -33,29 +36,50 @@ Columns, in file order::
     region            string   north/south/east/west/central
     sex               string   female/male
     race              string   group_a..group_e (unequal frequencies)
-    approved          string   "yes"/"no"  (the label)
+    the label, one of (by task):
+    approved          string   "yes"/"no"                    (binary)
+    risk_tier         string   "low"/"medium"/"high"         (multiclass)
+    interest_rate     float64  percent, 3..36, 2 decimals    (regression)
 
 Roughly 2.5-4 % of ``income``, ``years_employed``, ``employment_type`` and
 ``housing`` are missing (empty CSV field, null in Parquet).  ``applicant_id``,
-``approved``, ``sex`` and ``race`` are never missing.
+the label, ``sex`` and ``race`` are never missing.
 
-The label is drawn from a logistic model of credit score, debt-to-income,
-income, years employed, employment type, housing and purpose; the overall
-approval rate is about 50 %.  Women earn slightly less on average in the
-simulated population, which by itself gives a small (a few points) approval
-gap between the sexes; race has no effect on anything.
+Every label comes from one latent credit-worthiness, a linear function of
+credit score, debt-to-income, income, years employed, employment type,
+housing, purpose and region, and from one uniform draw per row:
+
+* binary: ``approved`` is drawn from a logistic model on the
+  credit-worthiness; the overall approval rate is about 50 %.
+* multiclass: the credit-worthiness plus logistic noise of half the binary
+  label's scale, cut into three tiers of about a third each (``low`` is the
+  most credit-worthy).  A gradient-boosted model reaches an accuracy of
+  about 0.70 on 20,000 rows.
+* regression: ``interest_rate`` falls with the credit-worthiness and rises a
+  little with the loan term, through a sigmoid from 3 % to 36 %, with
+  logistic noise: right-skewed (median about 9 %, mean about 10 %, 95th
+  percentile about 20 %), an R^2 of about 0.6 for a gradient-boosted model.
+
+Women earn slightly less on average in the simulated population, which by
+itself gives a small (a few points) approval gap between the sexes; race has
+no effect on anything.
 
 ``bias`` (>= 0) injects *direct* discrimination **against** ``sex ==
-"female"``: ``bias * BIAS_LOGIT`` is subtracted from the approval logit of
-female applicants.  ``bias=1`` gives a female/male approval-rate gap of about
-30 percentage points.
+"female"``: ``bias * BIAS_LOGIT`` is subtracted from the credit-worthiness of
+female applicants for the binary and multiclass labels, and ``bias *
+RATE_BIAS_LOGIT`` is added to the logit of their interest rate.  ``bias=1``
+gives a female/male approval-rate gap of about 30 percentage points, moves
+the women's ``high`` share from about a third to two thirds, and raises
+their mean rate by about 2.6 points (about a quarter).
 
 ``drift`` (>= 0) simulates a shifted serving population: incomes fall by
 ``exp(-0.2 * drift)``, credit scores drop by ``45 * drift`` points,
 debt-to-income grows by ``0.08 * drift``, and three categorical columns gain
 values never seen at ``drift=0``: ``employment_type="gig_worker"``,
 ``purpose="crypto"`` and ``region="overseas"``, each on a fraction
-``1 - exp(-0.16 * drift)`` of the rows (about 15 % at ``drift=1``).
+``1 - exp(-0.16 * drift)`` of the rows (about 15 % at ``drift=1``).  The
+labels follow the shifted features: at ``drift=1`` about 60 % of the rows are
+``high`` risk and the mean interest rate is about 13 %.
 """
 
 from __future__ import annotations
@@ -76,6 +100,14 @@ import pyarrow.parquet as pq
 from pipeline.files import atomic_open
 
 __all__ = [
+    "TASKS",
+    "BINARY",
+    "MULTICLASS",
+    "REGRESSION",
+    "LABELS",
+    "RISK_TIERS",
+    "columns_of",
+    "RATE_BIAS_LOGIT",
     "LABEL",
     "POSITIVE",
     "NEGATIVE",
@@ -93,9 +125,17 @@ __all__ = [
     "generate",
 ]
 
-LABEL = "approved"
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+#: The tasks ``generate`` can make a label for, the first being the default.
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+#: The label column of each task (a file holds exactly one of them, as its last column).
+LABELS = {BINARY: "approved", MULTICLASS: "risk_tier", REGRESSION: "interest_rate"}
+
+LABEL = LABELS[BINARY]
 POSITIVE = "yes"
 NEGATIVE = "no"
+#: The multiclass label's classes, from the most to the least credit-worthy.
+RISK_TIERS = ("low", "medium", "high")
 KEY = "applicant_id"
 
 NUMERIC = (
@@ -119,6 +159,12 @@ CATEGORICAL = (
 SENSITIVE = ("sex", "race")
 COLUMNS = (KEY,) + NUMERIC + CATEGORICAL + (LABEL,)
 
+
+def columns_of(task: str = BINARY) -> tuple[str, ...]:
+    """The file's columns for ``task``: :data:`COLUMNS` with that task's label last."""
+    return (KEY,) + NUMERIC + CATEGORICAL + (LABELS[task],)
+
+
 #: Columns that contain missing values (and only these).
 NULLABLE = ("income", "years_employed", "employment_type", "housing")
 
@@ -138,6 +184,26 @@ CHUNK_ROWS = 100_000
 
 #: Logit penalty for ``sex == "female"`` per unit of ``bias``.
 BIAS_LOGIT = 1.5
+
+# Multiclass: the risk tier cuts the same latent credit-worthiness the binary label thresholds at
+# 0 (the approval logit plus its logistic noise, here scaled by _TIER_NOISE): at or above
+# _TIER_CUTS[1] is "low", below _TIER_CUTS[0] is "high", "medium" between.
+_TIER_NOISE = 0.5
+_TIER_CUTS = (-0.5, 1.0)
+
+# Regression: interest_rate = _RATE_FLOOR + (_RATE_CAP - _RATE_FLOOR) * sigmoid(x), where x falls
+# with the credit-worthiness, grows with the loan term and carries logistic noise.  Most rates sit
+# on the sigmoid's lower, exponential part (right-skewed, like exp(x)); it bends smoothly below
+# the cap, so no rate is clipped.
+_RATE_FLOOR = 3.0
+_RATE_CAP = 36.0
+_RATE_BASE = -1.4
+_RATE_SLOPE = 0.4
+_RATE_TERM = 0.06  # per 12 months of term beyond 36
+_RATE_NOISE = 0.3
+#: Added to x of female applicants per unit of ``bias``: at low rates their rate above the floor
+#: is multiplied by about exp(bias * RATE_BIAS_LOGIT), a surcharge.
+RATE_BIAS_LOGIT = 0.45
 
 _INT_COLUMNS = ("age", "credit_score", "loan_term_months")
 
@@ -213,12 +279,30 @@ class GenerateResult:
     path: str
     rows: int
     format: str  # "csv", "csv.gz" or "parquet"
-    positive_rate: float  # fraction of rows with approved == "yes"
+    positive_rate: float | None  # binary: fraction of rows with approved == "yes"; else None
     seconds: float
     seed: int
     bias: float
     drift: float
     size_bytes: int
+    task: str = BINARY
+    label: str = LABEL
+    #: multiclass: each of RISK_TIERS with its share of the rows, in that order; else None
+    class_shares: tuple[tuple[str, float], ...] | None = None
+    #: regression: the label's mean, minimum and maximum; else None
+    label_mean: float | None = None
+    label_min: float | None = None
+    label_max: float | None = None
+
+    def label_summary(self) -> str:
+        """What the label looks like, in a few words (the CLI prints it)."""
+        if self.task == MULTICLASS:
+            shares = " / ".join(f"{name} {share:.3f}" for name, share in self.class_shares)
+            return f"{self.label} shares {shares}"
+        if self.task == REGRESSION:
+            return (f"{self.label} mean {self.label_mean:.2f} (min {self.label_min:.2f}, "
+                    f"max {self.label_max:.2f})")
+        return f"positive rate {self.positive_rate:.3f}"
 
 
 # ---------------------------------------------------------------------------
@@ -236,12 +320,12 @@ def _detect_format(path: str) -> str:
     )
 
 
-def _schema() -> pa.Schema:
+def _schema(task: str = BINARY) -> pa.Schema:
     fields = []
-    for name in COLUMNS:
+    for name in columns_of(task):
         if name in _INT_COLUMNS:
             fields.append(pa.field(name, pa.int64(), nullable=False))
-        elif name in NUMERIC:
+        elif name in NUMERIC or name == LABELS[REGRESSION]:
             fields.append(pa.field(name, pa.float64(), nullable=name in NULLABLE))
         else:
             fields.append(pa.field(name, pa.string(), nullable=name in NULLABLE))
@@ -288,7 +372,13 @@ def _strings(levels, codes: np.ndarray, mask: np.ndarray | None = None) -> pa.Ar
 
 
 def _make_chunk(
-    rng: np.random.Generator, start: int, n: int, bias: float, drift: float, width: int
+    rng: np.random.Generator,
+    start: int,
+    n: int,
+    bias: float,
+    drift: float,
+    width: int,
+    task: str = BINARY,
 ) -> pa.Table:
     """Generate rows ``start .. start+n-1`` as an Arrow table."""
     # All random draws first, in a fixed order and amount, so that bias/drift
@@ -367,7 +457,7 @@ def _make_chunk(
     band = (age >= 30).astype(np.int64) + (age >= 50).astype(np.int64)
     housing = _pick(u_housing, _HOUSING_P, band)
 
-    logit = (
+    worth = (
         _LOGIT_INTERCEPT
         + 0.011 * (credit_score - 680)
         - 3.5 * (debt_to_income - 0.35)
@@ -377,9 +467,8 @@ def _make_chunk(
         + np.take(_HOUSING_LOGIT, housing)
         + np.take(_PURPOSE_LOGIT, purpose)
         + np.take(_REGION_LOGIT, region)
-        - bias * BIAS_LOGIT * female
     )
-    approved = u_label < 1.0 / (1.0 + np.exp(-logit))
+    label = _label(task, worth, u_label, female, term, bias)
 
     miss = {
         name: u_missing[i] < _MISSING_RATE[name] for i, name in enumerate(NULLABLE)
@@ -403,9 +492,47 @@ def _make_chunk(
         "region": _strings(_REGION, region),
         "sex": _strings(_SEX, sex),
         "race": _strings(_RACE, race),
-        LABEL: _strings((NEGATIVE, POSITIVE), approved.astype(np.int64)),
+        LABELS[task]: label,
     }
-    return pa.Table.from_arrays([columns[c] for c in COLUMNS], schema=_schema())
+    return pa.Table.from_arrays([columns[c] for c in columns_of(task)], schema=_schema(task))
+
+
+def _logistic(u: np.ndarray) -> np.ndarray:
+    """Standard logistic draws from uniforms ``u`` (their logit), the noise that approving when
+    ``u < sigmoid(logit)`` implies: approval is ``logit - _logistic(u) > 0``."""
+    u = np.clip(u, 1e-12, 1.0 - 1e-12)
+    return np.log(u) - np.log1p(-u)
+
+
+def _label(
+    task: str,
+    worth: np.ndarray,
+    u_label: np.ndarray,
+    female: np.ndarray,
+    term: np.ndarray,
+    bias: float,
+) -> pa.Array:
+    """The label column of ``task`` from the credit-worthiness ``worth`` (the approval logit
+    before bias) and the label's uniform draw ``u_label``: one latent, so every task describes
+    the same applicants with the same luck."""
+    if task == BINARY:
+        logit = worth - bias * BIAS_LOGIT * female
+        approved = u_label < 1.0 / (1.0 + np.exp(-logit))
+        return _strings((NEGATIVE, POSITIVE), approved.astype(np.int64))
+    noise = _logistic(u_label)
+    if task == MULTICLASS:
+        latent = worth - bias * BIAS_LOGIT * female - _TIER_NOISE * noise
+        tier = (latent < _TIER_CUTS[1]).astype(np.int64) + (latent < _TIER_CUTS[0])
+        return _strings(RISK_TIERS, tier)
+    x = (
+        _RATE_BASE
+        - _RATE_SLOPE * worth
+        + _RATE_TERM * (term - 36) / 12.0
+        + _RATE_NOISE * noise
+        + bias * RATE_BIAS_LOGIT * female
+    )
+    rate = _RATE_FLOOR + (_RATE_CAP - _RATE_FLOOR) / (1.0 + np.exp(-x))
+    return pa.array(np.round(rate, 2), type=pa.float64())
 
 
 def _check_float(name: str, value) -> float:
@@ -435,7 +562,12 @@ def _check_int(name: str, value, minimum: int) -> int:
 
 
 def generate(
-    path, rows: int, seed: int, bias: float = 0.0, drift: float = 0.0
+    path,
+    rows: int,
+    seed: int,
+    bias: float = 0.0,
+    drift: float = 0.0,
+    task: str = BINARY,
 ) -> GenerateResult:
     """Write ``rows`` synthetic credit applications to ``path``.
 
@@ -445,13 +577,20 @@ def generate(
     file appears atomically; on error an existing file at ``path`` is left
     unchanged.
 
-    ``seed`` is a non-negative integer; the same ``(rows, seed, bias, drift,
-    format)`` always produces a byte-identical file.
+    ``task`` chooses the label, the file's last column (:data:`LABELS`):
+    ``"binary"`` ``approved`` yes/no, ``"multiclass"`` ``risk_tier``
+    (:data:`RISK_TIERS`) or ``"regression"`` ``interest_rate`` in percent.
+    The other columns do not depend on it.
 
-    ``bias`` >= 0 lowers the approval logit of **female** applicants
-    (``sex == "female"``) by ``bias * BIAS_LOGIT``: 0 means no direct
-    discrimination (only a gap of a few points that comes from income
-    differences), 1 gives a gap of roughly 30 percentage points.
+    ``seed`` is a non-negative integer; the same ``(rows, seed, bias, drift,
+    task, format)`` always produces a byte-identical file.
+
+    ``bias`` >= 0 disadvantages **female** applicants (``sex == "female"``):
+    binary, their approval logit is lowered by ``bias * BIAS_LOGIT`` (0 means
+    no direct discrimination, only a gap of a few points that comes from
+    income differences; 1 gives a gap of roughly 30 percentage points);
+    multiclass, the same shift moves them toward worse tiers; regression,
+    their rate gets a surcharge (``bias * RATE_BIAS_LOGIT`` on its logit).
 
     ``drift`` >= 0 shifts the population (lower income and credit score,
     higher debt-to-income) and introduces the unseen values in
@@ -459,14 +598,17 @@ def generate(
     ``purpose="crypto"``, ``region="overseas"``), each on about
     ``1 - exp(-0.16 * drift)`` of the rows.  ``drift=0`` never produces them.
 
-    Raises ``ValueError`` for an unsupported extension, ``rows < 1``,
-    negative ``seed`` or negative / non-finite ``bias`` or ``drift``.
+    Raises ``ValueError`` for an unsupported extension, an unknown task,
+    ``rows < 1``, negative ``seed`` or negative / non-finite ``bias`` or
+    ``drift``.
     """
     started = time.perf_counter()
     target = os.fspath(path)
     if isinstance(target, bytes):
         target = os.fsdecode(target)
     fmt = _detect_format(target)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     rows = _check_int("rows", rows, 1)
     seed = _check_int("seed", seed, 0)
     bias = _check_float("bias", bias)
@@ -474,49 +616,80 @@ def generate(
 
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
+    tally = _LabelTally(task)
     with atomic_open(target, "wb") as raw:
-        positives = _write_chunks(raw, fmt, rows, seed, bias, drift)
+        _write_chunks(raw, fmt, rows, seed, bias, drift, task, tally)
 
     return GenerateResult(
         path=target,
         rows=rows,
         format=fmt,
-        positive_rate=positives / rows,
         seconds=time.perf_counter() - started,
         seed=seed,
         bias=bias,
         drift=drift,
         size_bytes=os.path.getsize(target),
+        task=task,
+        label=LABELS[task],
+        **tally.summary(rows),
     )
 
 
-def _chunks(rows: int, seed: int, bias: float, drift: float):
+def _chunks(rows: int, seed: int, bias: float, drift: float, task: str = BINARY):
     """Yield the data set as Arrow tables of at most CHUNK_ROWS rows."""
     chunk_rows = CHUNK_ROWS
     width = max(8, len(str(rows)))
     for index, start in enumerate(range(0, rows, chunk_rows)):
         n = min(chunk_rows, rows - start)
         rng = np.random.default_rng([seed, index])
-        yield _make_chunk(rng, start, n, bias, drift, width)
+        yield _make_chunk(rng, start, n, bias, drift, width, task)
 
 
-def _count_positive(table: pa.Table) -> int:
-    return int(pc.sum(pc.equal(table[LABEL], POSITIVE)).as_py() or 0)
+class _LabelTally:
+    """The label's summary, accumulated chunk by chunk (nothing but counts and sums is kept)."""
+
+    def __init__(self, task: str):
+        self.task = task
+        self.counts = dict.fromkeys(RISK_TIERS if task == MULTICLASS else (POSITIVE,), 0)
+        self.total = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+
+    def add(self, table: pa.Table) -> None:
+        column = table[LABELS[self.task]]
+        if self.task == REGRESSION:
+            self.total += pc.sum(column).as_py()
+            extremes = pc.min_max(column).as_py()
+            self.low = min(self.low, extremes["min"])
+            self.high = max(self.high, extremes["max"])
+            return
+        for name in self.counts:
+            self.counts[name] += int(pc.sum(pc.equal(column, name)).as_py() or 0)
+
+    def summary(self, rows: int) -> dict:
+        if self.task == REGRESSION:
+            return {"positive_rate": None, "label_mean": self.total / rows,
+                    "label_min": self.low, "label_max": self.high}
+        if self.task == MULTICLASS:
+            return {"positive_rate": None,
+                    "class_shares": tuple((name, count / rows) for name, count in self.counts.items())}
+        return {"positive_rate": self.counts[POSITIVE] / rows}
 
 
-def _write_chunks(raw, fmt: str, rows: int, seed: int, bias: float, drift: float) -> int:
-    """Stream all chunks into the open binary file ``raw``; return #positives."""
-    positives = 0
-    schema = _schema()
+def _write_chunks(
+    raw, fmt: str, rows: int, seed: int, bias: float, drift: float, task: str, tally: _LabelTally
+) -> None:
+    """Stream all chunks into the open binary file ``raw``, adding each to ``tally``."""
+    schema = _schema(task)
     if fmt == "parquet":
         writer = pq.ParquetWriter(raw, schema, compression="snappy")
         try:
-            for table in _chunks(rows, seed, bias, drift):
-                positives += _count_positive(table)
+            for table in _chunks(rows, seed, bias, drift, task):
+                tally.add(table)
                 writer.write_table(table, row_group_size=table.num_rows)
         finally:
             writer.close()
-        return positives
+        return
 
     sink = raw
     if fmt == "csv.gz":
@@ -524,12 +697,11 @@ def _write_chunks(raw, fmt: str, rows: int, seed: int, bias: float, drift: float
     try:
         writer = pacsv.CSVWriter(sink, schema)
         try:
-            for table in _chunks(rows, seed, bias, drift):
-                positives += _count_positive(table)
+            for table in _chunks(rows, seed, bias, drift, task):
+                tally.add(table)
                 writer.write_table(table)
         finally:
             writer.close()
     finally:
         if sink is not raw:
             sink.close()  # writes the gzip trailer; leaves ``raw`` open
-    return positives

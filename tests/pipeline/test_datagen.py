@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,19 @@ def test_same_seed_is_byte_identical(tmp_path, small_chunks, ext):
     b = datagen.generate(tmp_path / "b" / f"data.{ext}", rows=2_500, seed=7, bias=0.3, drift=0.4)
     assert (tmp_path / "a" / f"data.{ext}").read_bytes() == (tmp_path / "b" / f"data.{ext}").read_bytes()
     assert a.positive_rate == b.positive_rate
+
+
+def test_binary_bytes_are_pinned(tmp_path):
+    """The default (binary) data set is the one generated before the other tasks existed: the
+    digest was taken from that code, so adding tasks changed no byte of it."""
+    path = tmp_path / "data.csv"
+    result = datagen.generate(path, rows=5_000, seed=0, bias=1, drift=1)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == "7002a435a8545251cb24e799e4492434976e76dbaed7cd49261157f3cf450bee"
+    assert result.positive_rate == 0.24
+    assert datagen.generate(tmp_path / "same.csv", rows=5_000, seed=0, bias=1, drift=1,
+                            task="binary").positive_rate == 0.24
+    assert (tmp_path / "same.csv").read_bytes() == path.read_bytes()
 
 
 def test_gzip_header_has_no_name_or_mtime(tmp_path):
