@@ -300,8 +300,8 @@ class GenerateResult:
             shares = " / ".join(f"{name} {share:.3f}" for name, share in self.class_shares)
             return f"{self.label} shares {shares}"
         if self.task == REGRESSION:
-            return (f"{self.label} mean {self.label_mean:.2f} (min {self.label_min:.2f}, "
-                    f"max {self.label_max:.2f})")
+            return (f"{self.label} mean {self.label_mean:.2f}, min {self.label_min:.2f}, "
+                    f"max {self.label_max:.2f}")
         return f"positive rate {self.positive_rate:.3f}"
 
 

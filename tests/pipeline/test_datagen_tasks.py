@@ -110,8 +110,8 @@ def test_summary_matches_the_file_across_chunks(tmp_path, small_chunks, task):
         assert result.label_mean == pytest.approx(label.mean())
         assert (result.label_min, result.label_max) == (label.min(), label.max())
         assert result.class_shares is None
-        assert result.label_summary() == (f"interest_rate mean {label.mean():.2f} (min {label.min():.2f}, "
-                                          f"max {label.max():.2f})")
+        assert result.label_summary() == (f"interest_rate mean {label.mean():.2f}, min {label.min():.2f}, "
+                                          f"max {label.max():.2f}")
 
 
 def test_binary_summary_is_the_positive_rate(tmp_path):
