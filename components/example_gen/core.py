@@ -8,12 +8,9 @@ whole encoded row): the same row lands in the same split on every run and when r
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import json
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,19 +19,18 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from components.common.artifacts import split_file
 from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
+from components.example_gen import storage
+from components.example_gen.csv_reader import CsvFile, require_columns
 from components.example_gen.sources import source_files
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
-from pipeline.files import file_sha256
 from pipeline.specs import SPLIT_INFO_FILE
 
 _BUCKETS = 10_000
-_NULL_VALUES = ["", "NA", "N/A", "NULL", "null", "NaN", "nan"]
 _EXTENSIONS = {
     ".csv": "csv",
     ".csv.gz": "csv",
@@ -47,8 +43,6 @@ _EXTENSIONS = {
     ".gz": None,
 }
 _PROGRESS_SECONDS = 5.0
-# The longest header line read: Python's csv module refuses fields over 131,072 characters anyway.
-_HEADER_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -135,8 +129,9 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         for path in files:
             fmt = file_format(path, data.format)
             file_rows = 0
-            found = _NonFinite(path, fmt, [name for name, kind in columns.items() if kind == pa.float64()])
-            for batch in _read(path, fmt, columns, data, example_coder):
+            batches, where = _open(path, fmt, columns, data, features, example_coder)
+            found = _NonFinite(path, where, [name for name, kind in columns.items() if kind == pa.float64()])
+            for batch in batches:
                 batch = found.check(batch, file_rows, fill=data.non_finite == "missing")
                 records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
                 keys = _split_keys(batch, data.split.key, path)
@@ -160,7 +155,8 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                     progress(f"{total:,} rows read ({total / (now - started):,.0f} rows/s)")
                     last_report = now
             if file_rows == 0:
-                raise DataError(f"{path}: has a header but no rows; expected at least one data row")
+                header = "a header but " if fmt == "csv" and data.csv.header else ""
+                raise DataError(f"{path}: has {header}no rows; expected at least one data row")
             if found.counts and data.non_finite == "fail":
                 raise found.error()
             non_finite.update(found.counts)
@@ -179,7 +175,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "ratios": {split: getattr(data.split, split) for split in SPLITS},
         "split_key": data.split.key,
         "sources": files,
-        "source_sha256": {path: file_sha256(path) for path in files},
+        "source_sha256": {path: storage.sha256(path) for path in files},
         "label": features.label,
         "label_counts": dict(sorted(labels.items())),
         "non_finite_as_missing": dict(sorted(non_finite.items())),
@@ -207,8 +203,8 @@ class _NonFinite:
     float32's range, which the tf.Example encoding turns into inf); counts them per column with the
     first row, and can make them missing."""
 
-    def __init__(self, path: str, fmt: str, numeric: list[str]):
-        self.path, self.fmt, self.numeric = path, fmt, numeric
+    def __init__(self, path: str, where: Callable[[int], str], numeric: list[str]):
+        self.path, self.where_row, self.numeric = path, where, numeric
         self.counts: Counter = Counter()
         self.first: dict[str, int] = {}
 
@@ -231,8 +227,7 @@ class _NonFinite:
         return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch
 
     def where(self, name: str) -> str:
-        row = self.first[name]
-        return {"csv": f"line {row + 1}", "tfrecord": f"record {row}"}.get(self.fmt, f"row {row}")
+        return self.where_row(self.first[name])
 
     def error(self) -> DataError:
         listed = ", ".join(f"'{name}' {count:,} (first on {self.where(name)})" for name, count in self.counts.items())
@@ -311,21 +306,30 @@ def _check_labels(labels: Counter, features: FeaturesConfig, files: list[str]) -
                         "expected both positive and negative examples")
 
 
-def _read(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig,
-          example_coder) -> Iterator[pa.RecordBatch]:
-    """Record batches of exactly ``columns``, in that order and of those types, whatever the format."""
-    if os.path.getsize(path) == 0:
+def _open(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
+          example_coder) -> tuple[Iterator[pa.RecordBatch], Callable[[int], str]]:
+    """Record batches of exactly ``columns``, in that order and of those types, whatever the format,
+    and where a row (1-based) is in the file, in words ("line 12", "record 11", "row 11")."""
+    if storage.size(path) == 0:
         raise DataError(f"{path}: the file is empty; expected {fmt} data")
+    roles = _number_roles(features)
     if fmt == "csv":  # the CSV reader already reads an empty field as missing
-        yield from _read_csv(path, columns, data.batch_rows)
-        return
+        reader = CsvFile(path, data.csv, columns, roles, data.batch_rows)
+        return reader.batches(), reader.where
     if fmt == "parquet":
-        batches = _read_parquet(path, columns, data.batch_rows)
+        batches, where = _read_parquet(path, columns, roles, data.batch_rows), lambda row: f"row {row}"
     else:
-        batches = _read_tfrecord(path, columns, data.batch_rows, example_coder)
+        batches, where = _read_tfrecord(path, columns, roles, data.batch_rows, example_coder), lambda row: f"record {row}"
     strings = [index for index, kind in enumerate(columns.values()) if kind == pa.string()]
-    for batch in batches:
-        yield _empty_as_missing(batch, strings)
+    return (_empty_as_missing(batch, strings) for batch in batches), where
+
+
+def _number_roles(features: FeaturesConfig) -> dict[str, str]:
+    """Why each numeric column must hold numbers, as error messages say it."""
+    roles = {name: "it is declared under features.numeric" for name in features.numeric}
+    if features.task == "regression":
+        roles[features.label] = "it is the label (features.label) of a regression task"
+    return roles
 
 
 def _empty_as_missing(batch: pa.RecordBatch, strings: list[int]) -> pa.RecordBatch:
@@ -338,115 +342,26 @@ def _empty_as_missing(batch: pa.RecordBatch, strings: list[int]) -> pa.RecordBat
     return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
-def _read_csv(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    header = _csv_header(path)
-    _require_columns(path, header, columns)
-    # ~100 bytes a row is typical for tabular data; the block size bounds memory, not the row count
-    read_options = pa_csv.ReadOptions(block_size=max(1 << 20, batch_rows * 128), use_threads=False)
-    convert = pa_csv.ConvertOptions(column_types=columns, include_columns=list(columns), null_values=_NULL_VALUES,
-                                    strings_can_be_null=True, quoted_strings_can_be_null=True)
-    rows = 0
+def _read_parquet(path: str, columns: dict[str, pa.DataType], roles: Mapping[str, str],
+                  batch_rows: int) -> Iterator[pa.RecordBatch]:
+    with storage.open_binary(path) as handle:
+        yield from _read_parquet_file(path, handle, columns, roles, batch_rows)
+
+
+def _read_parquet_file(path: str, handle, columns: dict[str, pa.DataType], roles: Mapping[str, str],
+                       batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:
-        reader = pa_csv.open_csv(pa.input_stream(path, compression="detect"), read_options=read_options,
-                                 convert_options=convert)
-        for batch in reader:
-            rows += batch.num_rows
-            yield batch
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(path, str(exc), header, columns, read_options.block_size, rows) from None
-    except OSError as exc:  # pyarrow's decompressor: "Truncated compressed stream", bad gzip data
-        after = f" after {rows:,} rows" if rows else ""
-        raise DataError(f"{path}: the compressed data breaks off or is damaged{after} ({exc}); expected a complete "
-                        "gzip file (was it cut short while copying or downloading?)") from None
-
-
-def _csv_header(path: str) -> list[str]:
-    try:
-        with _open_text(path) as handle:
-            first = handle.readline(_HEADER_LIMIT + 1)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as CSV text: {exc}") from None
-    if len(first) > _HEADER_LIMIT:
-        raise DataError(f"{path}: line 1 is longer than {_HEADER_LIMIT:,} characters; expected a CSV header line "
-                        "of column names (is the file CSV text with line breaks?)")
-    if not first.strip():
-        raise DataError(f"{path}: the file is empty; expected a CSV header line and data rows")
-    try:
-        return next(csv.reader([first]))
-    except csv.Error as exc:  # "field larger than field limit (131072)"
-        raise DataError(f"{path}: line 1 cannot be read as a CSV header ({exc}); expected a line of column "
-                        "names") from None
-
-
-def _open_text(path: str):
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == b"\x1f\x8b"
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark, which pyarrow skips too
-    if compressed:
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _require_columns(path: str, present: list[str], columns: dict[str, pa.DataType]) -> None:
-    missing = [name for name in columns if name not in present]
-    if missing:
-        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)} declared in the pipeline YAML "
-                        f"(features / data.split.key); the file has: {shown}")
-
-
-def _csv_error(path: str, message: str, header: list[str], columns: dict[str, pa.DataType], block_size: int,
-               rows: int) -> DataError:
-    parse = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", message)
-    if parse:
-        line, expected, got = parse.groups()
-        return DataError(f"{path}: line {line} has {got} fields; expected {expected} like the header")
-    conversion = re.search(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'",
-                           message)
-    if conversion:
-        index, row, _, value = conversion.groups()
-        # pyarrow counts the file's columns, not the ones kept
-        name = header[int(index)] if int(index) < len(header) else f"#{index}"
-        line = int(row) if row else _find_line(path, int(index), value)
-        where = f"line {line}: " if line else ""
-        shown = value if len(value) <= 60 else f"{value[:60]}... ({len(value):,} characters)"
-        return DataError(f"{path}: {where}column '{name}' has the value '{shown}'; expected a number "
-                         "(it is declared under features.numeric)")
-    if "straddling object" in message:  # a row (or an unclosed quote) longer than the block pyarrow parses
-        return DataError(f"{path}: a row after the first {rows:,} rows is too long to parse (over {block_size:,} "
-                         "bytes, the CSV reader's block size, set by data.batch_rows); expected rows of ordinary "
-                         "length (look for a huge field or a quote that is never closed)")
-    return DataError(f"{path}: cannot parse as CSV: {message}")
-
-
-def _find_line(path: str, column: int, value: str) -> int | None:
-    """The line number of the first row whose ``column`` holds ``value`` (slow path, errors only)."""
-    if column < 0:
-        return None
-    try:
-        with _open_text(path) as handle:
-            for number, row in enumerate(csv.reader(handle), start=1):
-                if len(row) > column and row[column] == value:
-                    return number
-    except (csv.Error, OSError, EOFError, UnicodeDecodeError):  # the line number is a nicety: give up on it
-        return None
-    return None
-
-
-def _read_parquet(path: str, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(handle)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
     schema = parquet.schema_arrow
-    _require_columns(path, schema.names, columns)
+    require_columns(path, schema.names, columns)
     target = pa.schema([(name, kind) for name, kind in columns.items()])
     for name, kind in columns.items():
         actual = schema.field(name).type
         if kind == pa.float64() and not (pa.types.is_integer(actual) or pa.types.is_floating(actual)
                                          or pa.types.is_decimal(actual) or pa.types.is_null(actual)):
-            raise DataError(f"{path}: column '{name}' has type {actual}; expected a number "
-                            "(it is declared under features.numeric)")
+            raise DataError(f"{path}: column '{name}' has type {actual}; expected a number ({roles[name]})")
     if parquet.metadata.num_rows == 0:
         raise DataError(f"{path}: has a schema but no rows; expected at least one data row")
     rows = 0
@@ -468,7 +383,7 @@ def _read_parquet(path: str, columns: dict[str, pa.DataType], batch_rows: int) -
         yield converted
 
 
-def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
+def _read_tfrecord(path: str, columns: dict[str, pa.DataType], roles: Mapping[str, str], batch_rows: int,
                    example_coder) -> Iterator[pa.RecordBatch]:
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     target = pa.schema(list(columns.items()))
@@ -481,19 +396,20 @@ def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
         except Exception as exc:  # the decoder raises plain RuntimeError/ValueError on bad protos
             raise DataError(f"{path}: records are not tf.Example protos: {exc}") from None
         if not checked:
-            _require_columns(path, batch.schema.names, columns)
+            require_columns(path, batch.schema.names, columns)
             checked = True
         arrays = []
         for name, kind in columns.items():
             if name in batch.schema.names:
-                arrays.append(_single_values(path, name, batch.column(batch.schema.get_field_index(name)), kind))
+                arrays.append(_single_values(path, name, batch.column(batch.schema.get_field_index(name)), kind,
+                                             roles.get(name)))
             else:  # absent from every example of this batch: all missing
                 arrays.append(pa.nulls(batch.num_rows, kind))
         return pa.RecordBatch.from_arrays(arrays, schema=target)
 
     pending: list[bytes] = []
     try:
-        for record in read_records(path):
+        for record in _records(path):
             pending.append(record)
             if len(pending) >= batch_rows:
                 yield decode(pending)
@@ -506,7 +422,27 @@ def _read_tfrecord(path: str, columns: dict[str, pa.DataType], batch_rows: int,
         yield decode(pending)
 
 
-def _single_values(path: str, name: str, column: pa.Array, kind: pa.DataType) -> pa.Array:
+def _records(path: str) -> Iterator[bytes]:
+    """The records of a TFRecord file: sluiceway's own reader for a local file, TensorFlow's for a URL."""
+    if not storage.is_url(path):
+        yield from read_records(path)
+        return
+    import tensorflow as tf
+
+    dataset = tf.data.TFRecordDataset(path, compression_type="GZIP" if storage.is_gzip(path) else "")
+    index = 0
+    try:
+        for chunk in dataset.batch(4096):
+            for record in chunk.numpy():
+                index += 1
+                yield record
+    except tf.errors.DataLossError as exc:  # cut short or a bad checksum
+        raise CorruptRecordError(f"{path}: truncated or damaged after record {index}: {exc.message}") from None
+    except tf.errors.OpError as exc:
+        raise DataError(f"{path}: cannot read as TFRecord: {exc.message}") from None
+
+
+def _single_values(path: str, name: str, column: pa.Array, kind: pa.DataType, role: str | None) -> pa.Array:
     """A tf.Example feature column (a list per row) as one value per row, null where missing."""
     lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0), dtype=np.int64)
     if len(lengths) and lengths.max() > 1:
@@ -517,8 +453,7 @@ def _single_values(path: str, name: str, column: pa.Array, kind: pa.DataType) ->
     if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
         values = values.cast(pa.string()) if kind == pa.string() else values
     if kind == pa.float64() and not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
-        raise DataError(f"{path}: feature '{name}' holds {values.type} values; expected a number "
-                        "(it is declared under features.numeric)")
+        raise DataError(f"{path}: feature '{name}' holds {values.type} values; expected a number ({role})")
     try:
         values = values.cast(kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
