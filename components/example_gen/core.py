@@ -25,6 +25,7 @@ from components.common.artifacts import split_file
 from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_records
 from components.example_gen import storage
 from components.example_gen.csv_reader import CsvFile, require_columns
+from components.example_gen.labels import LabelSummary, counts_by_split
 from components.example_gen.sources import source_files
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
@@ -52,14 +53,18 @@ class ExampleGenResult:
     Attributes:
         rows: Rows written per split.
         files: The source files read.
-        label_counts: Rows per label value, over all splits.
+        label_counts: Rows per label value, over all splits (empty for a regression task).
         non_finite: Non-finite numbers read as missing per column (``data.non_finite: missing``).
+        label_counts_by_split: Rows per label value in each split (binary and multiclass tasks).
+        label_stats: Count, missing, min, max and mean of the label per split (regression task).
     """
 
     rows: dict[str, int]
     files: list[str]
     label_counts: dict[str, int]
     non_finite: dict[str, int] = field(default_factory=dict)
+    label_counts_by_split: dict[str, dict[str, int]] = field(default_factory=dict)
+    label_stats: dict[str, dict] = field(default_factory=dict)
 
 
 def file_format(path: str, declared: str) -> str:
@@ -103,17 +108,17 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         progress: Receives a line every few seconds on large inputs.
 
     Returns:
-        Rows per split, files read and label value counts.
+        Rows per split, files read and the label's counts (or figures, for regression) per split.
 
     Raises:
         DataError: A missing, empty or malformed file, an absent column, a wrong column type, or
-            a label that never takes the positive value; the message names the file.
+            a label no model can learn (see ``labels``); the message names the file.
     """
     files = source_files(data)
     columns = _columns(data, features)
     bounds = _split_bounds(data)
     rows = dict.fromkeys(SPLITS, 0)
-    labels: Counter = Counter()
+    labels = LabelSummary(features)
     non_finite: Counter = Counter()
     groups: dict[str, dict[str, Counter]] = {name: {split: Counter() for split in SPLITS} for name in features.sensitive}
     os.makedirs(examples_dir, exist_ok=True)
@@ -135,7 +140,6 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                 batch = found.check(batch, file_rows, fill=data.non_finite == "missing")
                 records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
                 keys = _split_keys(batch, data.split.key, path)
-                labels.update(_label_values(batch, features.label))
                 per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
                 chunks = [per_split[split] for split in SPLITS]
                 indexes = []
@@ -144,7 +148,9 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                     index = 0 if bucket < bounds[0] else 1 if bucket < bounds[1] else 2
                     indexes.append(index)
                     chunks[index].append(record)
-                _count_groups(groups, batch, np.array(indexes, dtype=np.int8), features.sensitive)
+                row_splits = np.array(indexes, dtype=np.int8)
+                labels.add(batch, row_splits)
+                _count_groups(groups, batch, row_splits, features.sensitive)
                 for split, chunk in per_split.items():
                     writers[split].write_many(chunk)
                     rows[split] += len(chunk)
@@ -163,7 +169,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
     finally:
         for writer in writers.values():
             writer.close()
-    _check_labels(labels, features, files)
+    labels.check(files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)")
     empty = [split for split in SPLITS if rows[split] == 0]
     if empty:
         raise DataError(f"{files[0] if len(files) == 1 else data.source}: the {' and '.join(empty)} split(s) got no "
@@ -177,25 +183,26 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "sources": files,
         "source_sha256": {path: storage.sha256(path) for path in files},
         "label": features.label,
-        "label_counts": dict(sorted(labels.items())),
+        "task": features.task,
+        **labels.info(),
         "non_finite_as_missing": dict(sorted(non_finite.items())),
         "groups": {name: {split: dict(sorted(counts.items())) for split, counts in by_split.items()}
                    for name, by_split in groups.items()},
     }
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
-    return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels), non_finite=dict(non_finite))
+    return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels.total_counts()),
+                            non_finite=dict(non_finite), label_counts_by_split=info.get("label_counts_by_split", {}),
+                            label_stats=info.get("label_stats", {}))
 
 
 def _count_groups(groups: dict[str, dict[str, Counter]], batch: pa.RecordBatch, row_splits: np.ndarray,
                   sensitive: list[str]) -> None:
     """Adds the rows per value of each sensitive feature, per split (missing values are not a group)."""
     for name in sensitive:
-        column = batch.column(batch.schema.get_field_index(name)).cast(pa.string())
-        for index, split in enumerate(SPLITS):
-            for item in pc.value_counts(column.filter(pa.array(row_splits == index))).to_pylist():
-                if item["values"] is not None:
-                    groups[name][split][item["values"]] += item["counts"]
+        for split, value, count in counts_by_split(batch.column(batch.schema.get_field_index(name)), row_splits):
+            if value is not None:
+                groups[name][split][value] += count
 
 
 class _NonFinite:
@@ -259,7 +266,7 @@ def _columns(data: DataConfig, features: FeaturesConfig) -> dict[str, pa.DataTyp
     columns: dict[str, pa.DataType] = {}
     if data.split.key:
         columns[data.split.key] = pa.string()
-    columns[features.label] = pa.string()
+    columns[features.label] = pa.float64() if features.task == "regression" else pa.string()
     for name in features.numeric:
         columns[name] = pa.float64()
     for name in features.categorical:
@@ -285,25 +292,6 @@ def _split_keys(batch: pa.RecordBatch, key: str | None, path: str) -> list[bytes
     parts = [column.cast(pa.string()) for column in batch.columns]
     joined = pc.binary_join_element_wise(*parts, "\x1f", null_handling="replace", null_replacement="\x00")
     return joined.cast(pa.binary()).to_pylist()
-
-
-def _label_values(batch: pa.RecordBatch, label: str) -> Counter:
-    column = batch.column(batch.schema.get_field_index(label))
-    counts: Counter = Counter()
-    for item in pc.value_counts(column.cast(pa.string())).to_pylist():
-        counts["" if item["values"] is None else item["values"]] += item["counts"]
-    return counts
-
-
-def _check_labels(labels: Counter, features: FeaturesConfig, files: list[str]) -> None:
-    where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
-    seen = ", ".join(f"'{v}' ({n:,})" for v, n in labels.most_common(10))
-    if features.positive_value not in labels:
-        raise DataError(f"{where}: the label column '{features.label}' never takes the positive value "
-                        f"'{features.positive_value}' (features.positive); values seen: {seen}")
-    if len(labels) < 2:
-        raise DataError(f"{where}: the label column '{features.label}' has one class only ({seen}); "
-                        "expected both positive and negative examples")
 
 
 def _open(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
