@@ -1,8 +1,10 @@
 """ExampleGen: reads the data source streaming and writes gzip TFRecords of tf.Example per split.
 
-Rows are read as Arrow record batches (pyarrow's CSV and Parquet readers, or TFRecord files of
-tf.Example) and encoded with tfx_bsl's ``RecordBatchToExamples``, so memory stays bounded by the
-batch size whatever the size of the data. A row's split is a hash of its key column (or of the
+Rows are read as Arrow record batches (pyarrow's CSV reader with the ``data.csv`` options, see
+``csv_reader``; pyarrow's Parquet reader; or TFRecord files of tf.Example) and encoded with tfx_bsl's
+``RecordBatchToExamples``, so memory stays bounded by the batch size whatever the size of the data.
+Files are local or at a URL (``storage``: ``gs://...`` through ``tf.io.gfile``), streamed either way.
+What is checked and recorded of the label depends on the task (``labels``). A row's split is a hash of its key column (or of the
 whole encoded row): the same row lands in the same split on every run and when rows are appended.
 """
 
@@ -101,10 +103,11 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
     """Reads the configured source and writes one gzip TFRecord file of tf.Example per split.
 
     Args:
-        data: The ``data`` section: source, format, split ratios and key.
-        features: The ``features`` section: which columns to keep and the label.
+        data: The ``data`` section: source (a path or URL), format, CSV options, split ratios and key.
+        features: The ``features`` section: which columns to keep, the label and its task.
         examples_dir: Output folder (the Examples artifact): ``Split-<name>/`` per split and
-            ``split_info.json`` with the row counts.
+            ``split_info.json`` with the row counts, the sources and their SHA-256, the label's
+            counts (or figures, for regression) per split and the sensitive groups.
         progress: Receives a line every few seconds on large inputs.
 
     Returns:

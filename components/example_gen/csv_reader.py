@@ -361,7 +361,7 @@ class _Text(io.RawIOBase):
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         self._comment = (re.compile(f"^{re.escape(options.comment)}[^\n]*(?:\n|\\Z)", re.MULTILINE)
                          if options.comment is not None else None)
-        self._spaces = _space_pattern(options)
+        self._spaces = _Spaces(options) if options.skip_initial_space or options.trim_whitespace else None
         self._carry = ""
         self._lines_before = 0  # lines of the file before the carried text
         self._out = memoryview(b"")
@@ -415,7 +415,7 @@ class _Text(io.RawIOBase):
         else:
             self._lines.kept += part.count("\n")
         if self._spaces is not None:
-            part = self._spaces[0].sub(self._spaces[1], part)
+            part = self._spaces.remove(part)
         self._out = memoryview(part.encode("utf-8"))
 
     def _drop_comments(self, part: str) -> str:
@@ -450,22 +450,51 @@ class _Text(io.RawIOBase):
                          f"{source.options.encoding} text; {_ENCODING_HINT}")
 
 
-def _space_pattern(options: CsvConfig) -> tuple[re.Pattern, str] | None:
-    """A regular expression and its replacement removing the spaces the options ignore, quoted values
-    left as they are (a quoted value is matched whole and put back)."""
-    if not (options.skip_initial_space or options.trim_whitespace):
-        return None
-    delimiter = re.escape(options.delimiter)
-    quoted = "((?!))"  # never matches: without quoting, no value is protected
-    if options.quote is not None:
-        quote = re.escape(options.quote)
-        quoted = f"({quote}[^{quote}\n]*{quote})"
-    if options.trim_whitespace:
-        space = "[" + "".join(c for c in " \t" if c != options.delimiter) + "]"  # a tab delimiter is no space
-        pattern = f"{quoted}|{space}*({delimiter}){space}*|^{space}+|{space}+(?=\r?$)"
-    else:  # as Python's csv module: spaces (not tabs) after a delimiter, and at the start of a line
-        pattern = f"{quoted}|({delimiter}) +|^ +"
-    return re.compile(pattern, re.MULTILINE), r"\1\2"
+class _Spaces:
+    """Removes the spaces ``skip_initial_space`` or ``trim_whitespace`` ignore from whole lines of
+    text, leaving quoted values as they are.
+
+    The text is split at the quote characters, and only the pieces outside quotes are changed, all
+    at once (joined by a character the text does not hold), by regular expressions whose
+    replacements are plain text: a replacement with groups costs a Python call per field. A line
+    with an odd number of quote characters (a quote inside an unquoted value) would shift what is
+    inside and what is outside; such a chunk goes through one regular expression matching quoted
+    values line by line instead.
+    """
+
+    _JOIN = "\x00"
+
+    def __init__(self, options: CsvConfig):
+        self.quote = options.quote
+        d = re.escape(options.delimiter)
+        plain = options.delimiter.replace("\\", "\\\\")
+        if options.trim_whitespace:
+            space = "[" + "".join(c for c in " \t" if c != options.delimiter) + "]"  # a tab delimiter is no space
+            self.outside = [(re.compile(f"{space}*{d}{space}*"), plain),
+                            (re.compile(f"^{space}+|{space}+(?=\r?$)", re.MULTILINE), "")]
+            slow = f"{space}*({d}){space}*|^{space}+|{space}+(?=\r?$)"
+        else:  # as Python's csv module: spaces (not tabs) after a delimiter, and at the start of a line
+            self.outside = [(re.compile(f"{d} +"), plain), (re.compile("^ +", re.MULTILINE), "")]
+            slow = f"({d}) +|^ +"
+        if self.quote is not None:
+            q = re.escape(self.quote)
+            # group 1 a quoted value (put back), group 2 the delimiter
+            self.slow = re.compile(f"({q}[^{q}\n]*{q})|{slow}", re.MULTILINE)
+
+    def remove(self, text: str) -> str:
+        if self.quote is None or self.quote not in text:
+            return self._outside(text)
+        pieces = text.split(self.quote)
+        inside = pieces[1::2]
+        if self._JOIN in text or "\n" in "".join(inside):  # an odd quote count on some line
+            return self.slow.sub(r"\1\2", text)
+        pieces[0::2] = self._outside(self._JOIN.join(pieces[0::2])).split(self._JOIN)
+        return self.quote.join(pieces)
+
+    def _outside(self, text: str) -> str:
+        for pattern, replacement in self.outside:
+            text = pattern.sub(replacement, text)
+        return text
 
 
 def _is_number(text: str) -> bool:

@@ -354,3 +354,40 @@ def test_utf16_file_with_options(tmp_path):
     rows = load(tmp_path, source, "{encoding: utf-16, delimiter: ';', skip_initial_space: true, comment: '#'}")
 
     assert rows == {f"r{i}": expected_row(i) for i in range(ROWS)}
+
+
+# --- streaming: chunk boundaries, quotes inside unquoted values -----------------------------------
+
+
+def test_long_file_with_comments_and_spaces_counts_lines_across_chunks(tmp_path):
+    """Over 1 MB (the text layer's chunk): comment lines and '; ' separators throughout; an error near the
+    end names its line in the file."""
+    lines = ["; ".join(COLUMNS) + "\n"]
+    for i in range(20_000):
+        if i % 1000 == 0:
+            lines.append(f"# block {i // 1000}\n")
+        lines.append("; ".join(row(i)) + f"; {'x' * 40}\n")  # a 41-character sixth column nobody reads
+    lines[0] = lines[0].rstrip("\n") + "; notes\n"
+    source = write(tmp_path / "long.csv", lines)
+    assert os.path.getsize(source) > 1 << 20
+    options = "{delimiter: ';', skip_initial_space: true, comment: '#'}"
+
+    rows = load(tmp_path, source, options)
+    bad = lines.index("; ".join(row(19_500)) + f"; {'x' * 40}\n")
+    lines[bad] = lines[bad].replace(f"; {1000 + 19_500 * 13.5};", "; lots;")
+    message = error(tmp_path, write(tmp_path / "bad.csv", lines), options)
+
+    assert len(rows) == 20_000 and rows["r19999"] == expected_row(19_999)
+    assert f"bad.csv: line {bad + 1}: column 'income' has the value 'lots'" in message
+
+
+def test_a_quote_inside_an_unquoted_value_with_skip_initial_space(tmp_path):
+    height = "5'11\""  # one quote character, in an unquoted value: the line's quotes do not pair up
+    lines = [f"r{i}; {NAMES[i % 4] if i % 5 else height}; {20 + i}; {1000 + i}; {'yes' if i % 3 else 'no'}\n"
+             for i in range(ROWS)]
+    source = write(tmp_path / "inches.csv", ["id; name; age; income; approved\n"] + lines)
+
+    rows = load(tmp_path, source, "{delimiter: ';', skip_initial_space: true}")
+
+    assert rows["r0"]["name"] == height and rows["r1"]["name"] == READ_NAMES[1] and rows["r4"]["name"] == READ_NAMES[0]
+    assert len(rows) == ROWS
