@@ -100,9 +100,9 @@ class CsvFile:
                                         null_values=self.nulls, strings_can_be_null=True,
                                         quoted_strings_can_be_null=True)
         rows = 0
+        stream = self._stream()
         try:
-            reader = pa_csv.open_csv(self._stream(), read_options=read_options, parse_options=parse,
-                                     convert_options=convert)
+            reader = pa_csv.open_csv(stream, read_options=read_options, parse_options=parse, convert_options=convert)
             for batch in reader:
                 rows += batch.num_rows
                 yield batch
@@ -110,6 +110,8 @@ class CsvFile:
             raise self._error(str(exc), rows) from None
         except (OSError, EOFError, zlib.error) as exc:  # pyarrow's or gzip's decompressor: cut short, bad data
             raise self._damaged(exc, rows) from None
+        finally:
+            stream.close()
 
     def _damaged(self, exc: Exception, rows: int) -> DataError:
         if not self.gzip:
@@ -144,7 +146,7 @@ class CsvFile:
         if not first.strip():
             only = " apart from comment lines" if lines.dropped else ""
             raise DataError(f"{self.path}: the file is empty{only}; expected a CSV header line and data rows")
-        self._first_line = first
+        self._first_line, self._first_number = first, number
         try:
             return self._split(first)
         except csv.Error as exc:  # "field larger than field limit (131072)"
@@ -160,13 +162,13 @@ class CsvFile:
     def _require_header_columns(self) -> None:
         missing = [name for name in self.columns if name not in self.header]
         if missing:
-            require_columns(self.path, self.header, self.columns, self._header_hint(missing))
+            require_columns(self.path, self.header, self.columns, self._header_hint())
 
-    def _header_hint(self, missing: list[str]) -> str:
+    def _header_hint(self) -> str:
         """Which options would read the first line as the declared columns, or as data."""
-        options, line = self.options, self._first_line
+        options, line, number = self.options, self._first_line, self._first_number
         if options.comment is None and line.startswith("#"):
-            return "; line 1 starts with '#': if it is a comment, set data.csv.comment: '#'"
+            return f"; line {number} starts with '#': if it is a comment, set data.csv.comment: '#'"
         reasons, settings = [], []
 
         def score(delimiter: str) -> tuple[int, int]:  # declared columns found, fields
@@ -195,7 +197,7 @@ class CsvFile:
                                                    "order)"]
         if not settings:
             return ""
-        return f"; line 1 {_and(reasons)}: set {_and(settings)}"
+        return f"; line {number} {_and(reasons)}: set {_and(settings)}"
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -243,8 +245,8 @@ class CsvFile:
         if _LOCALE_NUMBER.match(value):
             return ("; numbers with thousands separators or a decimal comma are not read: write them as 1234.5 "
                     "(no separator, a '.' before the decimals)")
-        if line == 1 and not self.options.header and value == name:
-            return "; line 1 holds the column names: set data.csv.header: true and remove data.csv.columns"
+        if line == self.lines.line(1) and not self.options.header and value == name:
+            return f"; line {line} holds the column names: set data.csv.header: true and remove data.csv.columns"
         if value and len(value) <= 20 and not any(ch.isdigit() for ch in value):  # a marker, not a stray text
             listed = ", ".join(repr(v) for v in self.nulls)
             return f"; if '{value}' marks a missing value, add it to data.csv.null_values (now: [{listed}])"

@@ -250,6 +250,16 @@ def test_no_quoting_keeps_quote_characters(tmp_path):
     assert rows["r5"]["name"] == '"n1'
 
 
+def test_single_quote_as_the_quote_character(tmp_path):
+    lines = plain_lines()
+    lines[1:] = [line.replace(",n1,", ",'n1, or so',") for line in lines[1:]]
+    source = write(tmp_path / "single.csv", lines)
+
+    rows = load(tmp_path, source, '{quote: "\'"}')
+
+    assert rows["r1"]["name"] == "n1, or so" and rows["r2"]["name"] == "n2" and len(rows) == ROWS
+
+
 # --- comment lines -------------------------------------------------------------------------------
 
 
