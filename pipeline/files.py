@@ -21,7 +21,16 @@ _FILE_PERMISSIONS = 0o644  # what open() gives under the usual umask 022; mkstem
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content, as ``sha256sum`` prints it."""
+    """SHA-256 of a file's content, as ``sha256sum`` prints it; a URL (``gs://...``) is read through
+    TensorFlow's file systems, as ExampleGen reads it."""
+    if "://" in os.fspath(path):
+        import tensorflow as tf
+
+        digest = hashlib.sha256()
+        with tf.io.gfile.GFile(os.fspath(path), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

@@ -162,3 +162,18 @@ def test_atomic_open_accepts_only_writing_modes(tmp_path):
         with atomic_open(tmp_path / "target.json", "a"):
             pass
     assert os.listdir(tmp_path) == []
+
+
+def test_a_url_hashes_as_the_same_bytes_on_disk(tmp_path):
+    # ExampleGen reads gs:// sources and the runner's cache key hashes them: TF's in-process ram:// file system
+    import tensorflow as tf
+
+    from pipeline.files import file_sha256
+
+    data = b"id,x\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(50_000))
+    local = tmp_path / "data.csv"
+    local.write_bytes(data)
+    url = f"ram://bucket/{tmp_path.name}/data.csv"
+    with tf.io.gfile.GFile(url, "wb") as handle:
+        handle.write(data)
+    assert file_sha256(url) == file_sha256(local) == hashlib.sha256(data).hexdigest()
