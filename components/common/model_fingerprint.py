@@ -20,8 +20,9 @@ fingerprint; two exports of one model always do, in any process.
 A model whose files cannot be read (a truncated or corrupt variables file, which TensorFlow's
 checksums catch, a missing or unparsable ``saved_model.pb``) raises ``ModelUnreadable`` with a message
 saying which file and why, never a TensorFlow traceback. Paths may be local or URLs (``gs://``),
-as everything is read through ``tf.io.gfile``. It reads about 1 MB for the quickstart model and takes
-tens of milliseconds once TensorFlow is imported.
+as everything is read through ``tf.io.gfile``. Nothing is loaded or run, so a TensorFlow Decision
+Forests model (whose graph uses ops only TF-DF registers) needs no TF-DF import. It reads about
+1 MB for the quickstart model and takes tens of milliseconds once TensorFlow is imported.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ records where the model came from and the gate results. Wherever the destination
   or replaced after evaluation; in Kubeflow, or between two tasks, the local cache's check of its
   outputs does not run);
 - the copy is loaded once (``tf.saved_model.load``, with a ``serving_default`` signature) before it
-  becomes a version; a copy that does not load is removed and nothing is pushed;
+  becomes a version (a tree model's after TF-DF's ops are registered, ``tree_model.ensure_tree_ops``);
+  a copy that does not load is removed and nothing is pushed;
 - a model whose ``model_fingerprint`` is the serving version's (an intact one) is not pushed again:
   a re-executed Trainer that produced the same weights adds no version.
 
@@ -62,6 +63,7 @@ import time
 from typing import Callable, Mapping
 
 from components.common.model_fingerprint import ModelUnreadable, model_fingerprint
+from components.common.tree_model import ensure_tree_ops
 from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_temporaries, entries, held_lock,
                                         is_url, join, latest, model_record, model_sha256, read_manifest,
                                         taken_numbers, temporary_name, version_problem)
@@ -192,6 +194,10 @@ def _check_copy(copy: str, fingerprint: str) -> str | None:
         return exc.problem
     if copied != fingerprint:
         return f"its fingerprint is {copied}, the model's is {fingerprint} (the copy differs from the model)"
+    try:
+        ensure_tree_ops(copy)  # a TensorFlow Decision Forests model loads only with TF-DF's ops registered
+    except RuntimeError as exc:
+        return str(exc)
     try:
         loaded = tf.saved_model.load(copy)
     except Exception as exc:  # noqa: BLE001 - whatever stops TensorFlow loading it stops TF Serving too
