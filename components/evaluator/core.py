@@ -1,8 +1,11 @@
 """Evaluator: TensorFlow Model Analysis of the trained model, overall and per slice.
 
-Metrics: example count, AUC, accuracy, precision, recall, F1, calibration, and the Fairness
-Indicators (positive rate, FPR, FNR, TPR, TNR, ...) at the configured decision thresholds. TFMA's
-own output is kept, so ``tfma.load_eval_result`` and the Fairness Indicators widget open it too;
+Metrics by ``features.task`` (the metric table, ``metrics.py``): binary: example count, AUC,
+accuracy, precision, recall, F1, calibration, and the Fairness Indicators (positive rate, FPR, FNR,
+TPR, TNR, ...) at the configured decision thresholds; multiclass: accuracy, top-k accuracy, macro
+and micro precision/recall/F1, log loss, per-class figures and the confusion matrix; regression:
+MSE, RMSE, MAE, MAPE, R², mean prediction and mean label, calibration and its plot. TFMA's own
+output is kept, so ``tfma.load_eval_result`` and the Fairness Indicators widget open it too;
 ``metrics.json`` and a Markdown table give the same figures without a notebook.
 """
 
@@ -13,17 +16,20 @@ import os
 from typing import Any, Callable, Mapping
 
 from components.baseline_resolver.core import no_baseline_reason, read_baseline
+from components.common import tasks
 from components.common.artifacts import split_file
 from components.common.model_fingerprint import model_fingerprint
 from components.evaluator import gates, report
+from components.evaluator import metrics as metric_table
 from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATRICES, build_eval_config, gate_index
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
+from pipeline.errors import DataError
 from pipeline.files import atomic_write_text
-from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
+from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
 from pipeline.table import markdown_table, text_table
 
 OVERALL = "overall"
-CLASSIFICATION_FILE = "classification.json"  # inside the evaluation artifact
+CLASSIFICATION_FILE = "classification.json"  # inside the evaluation artifact (binary and multiclass)
 
 
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
@@ -42,27 +48,40 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     baseline = read_baseline(inputs.get("baseline"))
     if baseline:
         progress(f"the serving model {baseline} is evaluated beside the candidate as the baseline")
+    features: FeaturesConfig = config["features"]
     result = run_evaluator(inputs["examples"], inputs["model"], outputs["evaluation"], outputs["evaluation_report"],
-                           evaluator, config["features"], config["beam"], progress, baseline_model=baseline)
+                           evaluator, features, config["beam"], progress, baseline_model=baseline)
     rows, baseline_rows = result["rows"], result["baseline_rows"]
+    if result["baseline_problem"]:
+        progress(f"the serving model is not a baseline: {result['baseline_problem']}")
     checks = gates.evaluate(evaluator, rows, baseline_rows, result["validation"],
                             groups=gates.data_groups(inputs["examples"]),
-                            no_baseline=no_baseline_reason(inputs.get("baseline")) or gates.NOTHING_SERVES)
+                            no_baseline=(result["baseline_problem"] or no_baseline_reason(inputs.get("baseline"))
+                                         or gates.NOTHING_SERVES), task=features.task)
     blocked = gates.blocking(checks, evaluator)
     write_blessing(outputs["blessing"], checks, blocked, result["validation"], model_fingerprint(inputs["model"]))
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
     page = report.render(rows, baseline_rows, [c.as_dict() for c in checks], not blocked, evaluator,
-                         config["features"], f"{evaluator.split} split; baseline: {baseline or 'none'}")
+                         features, f"{evaluator.split} split; baseline: {baseline or 'none'}", plots=result["plots"])
     os.makedirs(os.path.dirname(outputs["fairness_report"]) or ".", exist_ok=True)
     atomic_write_text(outputs["fairness_report"], page)
     overall = next(r for r in rows if r["slice"] == OVERALL)
     if blocked:
         progress(f"{len(blocked)} of {len(checks)} gate checks failed: the model is not blessed")
-    return {"eval_auc": round(overall["metrics"]["auc"], 4), "eval_accuracy": round(overall["metrics"]["accuracy"], 4),
+    return {**headline_figures(overall, features.task),
             "examples": int(overall["size"]), "slices": len(rows) - 1,
             "insufficient_slices": sum(r["insufficient"] for r in rows),
             "blessed": not blocked, "blocked_by": blocked_message(checks, blocked) if blocked else "",
             "checks": len(checks), "baseline": baseline or "none"}
+
+
+def headline_figures(overall: dict, task: str) -> dict[str, float]:
+    """The task's headline figures of the overall slice, as ``eval_<metric>`` (the metric table's
+    ``HEADLINES``): binary eval_auc, eval_accuracy; multiclass eval_accuracy, eval_macro_f1,
+    eval_log_loss, eval_top_k_accuracy; regression eval_rmse, eval_mae, eval_r2,
+    eval_mean_prediction, eval_mean_label. NaN when TFMA had no value (an R² of constant labels)."""
+    values = overall["metrics"]
+    return {f"eval_{name}": round(values.get(name, float("nan")), 4) for name in metric_table.HEADLINES[task]}
 
 
 def blocked_message(checks: list[gates.Check], blocked: list[gates.Check]) -> str:
@@ -125,52 +144,194 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
 
     Args:
         examples_dir: ExampleGen's Examples artifact (raw examples: slicing uses raw values).
-        model_dir: The Trainer's Model artifact (a SavedModel with ``transform_label``).
-        evaluation_dir: Output ModelEvaluation artifact: TFMA's output (metrics, validations)
-            and ``metrics.json``.
-        report_path: Output Markdown file: the per-slice table.
+        model_dir: The Trainer's Model artifact (a SavedModel with the signatures of
+            ``components.common.tasks`` for ``features.task``).
+        evaluation_dir: Output ModelEvaluation artifact: TFMA's output (metrics, plots,
+            validations) and ``metrics.json``.
+        report_path: Output Markdown file: the per-slice table (and per task, the classes and
+            confusion matrix, or the calibration buckets).
         evaluator: The ``evaluator`` section.
         features: The ``features`` section.
         beam_config: Beam pipeline options.
         progress: Receives a line before TFMA starts.
-        baseline_model: The serving model, evaluated in the same TFMA run as ``baseline``.
+        baseline_model: The serving model, evaluated in the same TFMA run as ``baseline`` when it
+            is a model of the same task (and, multiclass, the same classes).
 
     Returns:
         ``rows``: one row per slice (overall first): slice name, size, metrics under the YAML's
-        names, and whether the slice is below ``min_slice_size``; ``baseline_rows``: the same for
-        the baseline (``None`` without one); ``validation``: TFMA's verdict on the gates.
+        names (per class: ``precision[high]``), and whether the slice is below ``min_slice_size``;
+        ``baseline_rows``: the same for the baseline (``None`` without one); ``baseline_problem``:
+        why the serving model was not evaluated as the baseline (``None`` when it was, or when
+        there is none); ``validation``: TFMA's verdict on the gates; ``plots``: the overall slice's
+        multiclass confusion matrix (``classes``, ``confusion_matrix``) or regression calibration
+        buckets (``calibration_plot``).
+
+    Raises:
+        ConfigError: A multiclass fairness gate names a class the model does not have.
+        DataError: Regression: examples of the evaluated split have no label.
     """
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
-    from fairness_indicators import fairness_indicators_metrics  # noqa: F401 - registers FairnessIndicators
 
-    from components.trainer.core import LABEL_SIGNATURE, SCORES, binary_label_key
-
-    eval_config = build_eval_config(evaluator, features, binary_label_key(features.label), LABEL_SIGNATURE, SCORES,
-                                    with_baseline=baseline_model is not None)
+    task = features.task
+    if task == metric_table.BINARY:
+        from fairness_indicators import fairness_indicators_metrics  # noqa: F401 - registers FairnessIndicators
+    _load_model_ops(model_dir)
+    classes = tasks.model_classes(model_dir, features.label) if task == metric_table.MULTICLASS else []
+    label_range = _label_range(examples_dir, evaluator.split, features) if task == metric_table.REGRESSION else None
+    baseline_problem = _baseline_problem(baseline_model, features, classes) if baseline_model else None
+    if baseline_problem:
+        baseline_model = None
+    else:
+        _load_model_ops(baseline_model)
+    eval_config = build_eval_config(evaluator, features, tasks.label_key(features.label, task), tasks.LABEL_SIGNATURE,
+                                    tasks.prediction_key(task), with_baseline=baseline_model is not None,
+                                    classes=classes, label_range=label_range)
     candidate = CANDIDATE if baseline_model else ""  # TFMA names a lone model ""
     models = [tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=eval_config,
                                              model_name=candidate)]
     if baseline_model:
         models.append(tfma.default_eval_shared_model(eval_saved_model_path=baseline_model, eval_config=eval_config,
                                                      model_name=BASELINE))
-    progress(f"evaluating on the {evaluator.split} split with TFMA ({len(evaluator.gates)} gates as TFMA thresholds)")
+    progress(f"evaluating the {task} model on the {evaluator.split} split with TFMA "
+             f"({len(evaluator.gates)} gates as TFMA thresholds)")
     tfma.run_model_analysis(eval_shared_model=models if baseline_model else models[0], eval_config=eval_config,
                             data_location=split_file(examples_dir, evaluator.split), file_format="tfrecords",
                             output_path=evaluation_dir,
                             pipeline_options=PipelineOptions(list(beam_config.pipeline_options)))
     loaded = list(tfma.load_metrics(evaluation_dir))
-    rows = _rows(loaded, evaluator, candidate)
-    _write_classification(loaded, candidate, evaluator.decision_thresholds[0],
-                          os.path.join(evaluation_dir, CLASSIFICATION_FILE))
-    baseline_rows = _rows(loaded, evaluator, BASELINE) if baseline_model else None
+    rows = _rows(loaded, evaluator, candidate, task, classes)
+    baseline_rows = _rows(loaded, evaluator, BASELINE, task, classes) if baseline_model else None
+    plots = _plots(list(tfma.load_plots(evaluation_dir)), candidate, task, classes)
+    if task == metric_table.BINARY:
+        _write_classification(loaded, candidate, evaluator.decision_thresholds[0],
+                              os.path.join(evaluation_dir, CLASSIFICATION_FILE))
+    elif task == metric_table.MULTICLASS:
+        with open(os.path.join(evaluation_dir, CLASSIFICATION_FILE), "w", encoding="utf-8") as handle:
+            json.dump({"roc": None, "confusion_matrix": {"categories": classes,
+                                                         "matrix": plots["confusion_matrix"]}}, handle)
     validation = read_validation(tfma.load_validation_result(evaluation_dir), eval_config)
     with open(os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"split": evaluator.split, "decision_thresholds": list(evaluator.decision_thresholds),
+        json.dump({"split": evaluator.split, "task": task, "decision_thresholds": list(evaluator.decision_thresholds),
                    "min_slice_size": evaluator.min_slice_size, "baseline_model": baseline_model,
-                   "slices": rows, "baseline_slices": baseline_rows}, handle, indent=2)
-    _write_report(rows, evaluator, report_path)
-    return {"rows": rows, "baseline_rows": baseline_rows, "validation": validation}
+                   "baseline_problem": baseline_problem, **({"top_k": evaluator.top_k} if classes else {}),
+                   **plots, "slices": rows, "baseline_slices": baseline_rows}, handle, indent=2)
+    _write_report(rows, evaluator, report_path, task, plots)
+    return {"rows": rows, "baseline_rows": baseline_rows, "baseline_problem": baseline_problem,
+            "validation": validation, "plots": plots}
+
+
+def _saved_model(model_dir: str):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as handle:
+        return saved_model_pb2.SavedModel.FromString(handle.read())
+
+
+def _load_model_ops(model_dir: str | None) -> None:
+    """Registers the TensorFlow Decision Forests ops a tree model's SavedModel needs before TFMA
+    loads it (loading fails with ``Op type not registered 'SimpleMLCreateModelResource'`` else)."""
+    if not model_dir or not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+        return
+    graphs = _saved_model(model_dir).meta_graphs
+    if any(op.name.startswith("SimpleML") for graph in graphs for op in graph.meta_info_def.stripped_op_list.op):
+        import tensorflow_decision_forests  # noqa: F401 - registers the ops
+
+
+def _signature_outputs(model_dir: str) -> dict[str, set[str]]:
+    """Each signature's output names, read from ``saved_model.pb`` (no model loaded)."""
+    graph = _saved_model(model_dir).meta_graphs[0]
+    return {name: set(signature.outputs) for name, signature in graph.signature_def.items()}
+
+
+def _baseline_problem(baseline_model: str, features: FeaturesConfig, classes: list[str]) -> str | None:
+    """Why the serving model cannot be TFMA's baseline for this evaluation (``None`` when it can):
+    it was trained for another task or label, or (multiclass) on other classes, so its figures
+    compare with nothing of the candidate's."""
+    task = features.task
+    try:
+        outputs = _signature_outputs(baseline_model)
+    except (OSError, ValueError) as error:
+        return f"its SavedModel cannot be read ({error})"
+    label_key, prediction_key = tasks.label_key(features.label, task), tasks.prediction_key(task)
+    if label_key not in outputs.get(tasks.LABEL_SIGNATURE, set()) \
+            or prediction_key not in outputs.get("serving_default", set()):
+        return (f"it is not a {task} model of the label '{features.label}' (its {tasks.LABEL_SIGNATURE} signature "
+                f"gives {', '.join(sorted(outputs.get(tasks.LABEL_SIGNATURE, ()))) or 'nothing'}): no figure of "
+                "it compares with the candidate's")
+    if task == metric_table.MULTICLASS:
+        try:
+            served = tasks.model_classes(baseline_model, features.label)
+        except FileNotFoundError:
+            return "it has no label vocabulary: its classes are unknown"
+        if served != classes:
+            return (f"its classes ({', '.join(served)}) are not the candidate's ({', '.join(classes)}): per-class "
+                    "figures would compare different classes")
+    return None
+
+
+LABEL_SAMPLE = 100_000  # records read for the label's range when ExampleGen did not record it
+
+
+def _label_range(examples_dir: str, split: str, features: FeaturesConfig) -> tuple[float, float] | None:
+    """Regression: the evaluated split's lowest and highest label (ExampleGen's ``label_stats``, or
+    read from the first records of an artifact written before it recorded them).
+
+    Raises:
+        DataError: Some examples of the split have no label (they would make every mean NaN).
+    """
+    try:
+        with open(os.path.join(examples_dir, SPLIT_INFO_FILE), encoding="utf-8") as handle:
+            stats = json.load(handle).get("label_stats", {}).get(split)
+    except (OSError, ValueError):
+        stats = None
+    if stats:
+        if stats.get("missing"):
+            raise DataError(f"Evaluator: {stats['missing']:,} examples of the {split} split have no value of the "
+                            f"label '{features.label}'; expected a number in every row of a regression label "
+                            "(remove those rows from the data)")
+        return (stats["min"], stats["max"]) if stats.get("count") else None
+    import tensorflow as tf
+
+    values = []
+    for record in tf.data.TFRecordDataset(split_file(examples_dir, split), compression_type="GZIP").take(LABEL_SAMPLE):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature.get(features.label)
+        if feature is not None:
+            values += list(feature.float_list.value) + [float(v) for v in feature.int64_list.value]
+    return (min(values), max(values)) if values else None
+
+
+def _plots(plots_for_slices, model_name: str, task: str, classes: list[str]) -> dict[str, Any]:
+    """The overall slice's plots: multiclass ``classes`` and ``confusion_matrix`` (rows: the actual
+    class, columns: the predicted one, in class-id order); regression ``calibration_plot`` (per
+    bucket of predictions: its range, examples, mean prediction and mean label; the first and last
+    bucket hold the predictions outside the label's range)."""
+    import tensorflow_model_analysis as tfma
+
+    if task == metric_table.BINARY:
+        return {}
+    overall = next((p for p in plots_for_slices if not p.HasField("cross_slice_key")
+                    and not tfma.slicer.deserialize_slice_key(p.slice_key)), None)
+    # (by the kind of plot: TFMA 0.47 loads the calibration plot's key without its name)
+    values = [e.value for e in (overall.plot_keys_and_values if overall else []) if e.key.model_name == model_name]
+    if task == metric_table.MULTICLASS:
+        matrix = [[0] * len(classes) for _ in classes]
+        plot = next((v for v in values if v.HasField("multi_class_confusion_matrix_at_thresholds")), None)
+        if plot is not None:
+            for entry in plot.multi_class_confusion_matrix_at_thresholds.matrices[0].entries:
+                if 0 <= entry.actual_class_id < len(classes) and 0 <= entry.predicted_class_id < len(classes):
+                    matrix[entry.actual_class_id][entry.predicted_class_id] = int(round(entry.num_weighted_examples))
+        return {"classes": list(classes), "confusion_matrix": matrix}
+    buckets = []
+    plot = next((v for v in values if v.HasField("calibration_histogram_buckets")), None)
+    for bucket in plot.calibration_histogram_buckets.buckets if plot is not None else []:
+        count = bucket.num_weighted_examples.value
+        if not count:
+            continue
+        buckets.append({"from": bucket.lower_threshold_inclusive, "to": bucket.upper_threshold_exclusive,
+                        "examples": count, "mean_prediction": bucket.total_weighted_refined_prediction.value / count,
+                        "mean_label": bucket.total_weighted_label.value / count})
+    return {"calibration_plot": buckets}
 
 
 def _write_classification(metrics_for_slices, model_name: str, decision_threshold: float, path: str) -> None:
@@ -196,11 +357,17 @@ def _write_classification(metrics_for_slices, model_name: str, decision_threshol
 
 
 def log_classification_metrics(outputs: Mapping[str, str], classification_metrics: Any) -> None:
-    """Logs the overall ROC curve and the confusion matrix to a KFP ``ClassificationMetrics``."""
-    with open(os.path.join(outputs["evaluation"], CLASSIFICATION_FILE), encoding="utf-8") as handle:
+    """Logs the overall ROC curve (binary) and the confusion matrix (binary at the first decision
+    threshold; multiclass with the class names as categories) to a KFP ``ClassificationMetrics``.
+    A regression model logs none: its figures are in the component's ``Metrics`` artifact."""
+    path = os.path.join(outputs["evaluation"], CLASSIFICATION_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
     roc = data["roc"]
-    classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["threshold"])
+    if roc is not None:
+        classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["threshold"])
     confusion = data["confusion_matrix"]
     if confusion["matrix"] is not None:
         classification_metrics.log_confusion_matrix(confusion["categories"],
@@ -242,26 +409,34 @@ def read_validation(result, eval_config) -> gates.TfmaValidation:
     return validation
 
 
-def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str) -> list[dict[str, Any]]:
+def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str, task: str = metric_table.BINARY,
+          classes: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
     import tensorflow_model_analysis as tfma
-
-    from components.evaluator import metrics as metric_table
 
     rows = []
     for item in metrics_for_slices:
         if item.HasField("cross_slice_key"):
             continue  # the fairness gates' slice pairs: judged through the validation result
         key = tfma.slicer.deserialize_slice_key(item.slice_key)
-        values: dict[str, float] = {}
+        values: dict[tuple[str, Any], float] = {}  # (TFMA name, class id or None) -> value
         for entry in item.metric_keys_and_values:
             if (entry.value.HasField("double_value") and entry.key.model_name == model_name
                     and not entry.key.is_diff):
-                values[entry.key.name] = entry.value.double_value.value
+                sub_key = entry.key.sub_key
+                class_id = sub_key.class_id.value if sub_key.HasField("class_id") else None
+                if not sub_key.HasField("top_k") and not sub_key.HasField("k"):
+                    values[(entry.key.name, class_id)] = entry.value.double_value.value
         metrics = {}
-        for metric in metric_table.METRICS:  # the rates at every decision threshold, the others at the first
+        for metric in metric_table.metrics_of_task(task):
+            if metric.per_class:
+                for class_id, class_name in enumerate(classes):
+                    if (metric.tfma_key, class_id) in values:
+                        metrics[metric.row_key(0.0, class_name)] = values[(metric.tfma_key, class_id)]
+                continue
+            # binary: the rates at every decision threshold, the others at the first
             for threshold in evaluator.decision_thresholds if metric.rate else evaluator.decision_thresholds[:1]:
-                if metric.tfma_key_at(threshold) in values:
-                    metrics[metric.row_key(threshold)] = values[metric.tfma_key_at(threshold)]
+                if (metric.tfma_key_at(threshold), None) in values:
+                    metrics[metric.row_key(threshold)] = values[(metric.tfma_key_at(threshold), None)]
         size = metrics.get("example_count", 0.0)
         rows.append({"slice": slice_name(key), "features": [f for f, _ in key], "size": size,
                      "insufficient": size < evaluator.min_slice_size, "metrics": metrics})
@@ -269,18 +444,36 @@ def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str) -> li
     return rows
 
 
-def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str) -> None:
-    from components.evaluator.metrics import report_columns
-
+def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str, task: str = metric_table.BINARY,
+                  plots: Mapping[str, Any] | None = None) -> None:
     threshold = evaluator.decision_thresholds[0]
-    columns = report_columns(threshold)  # headers name the threshold a column used: accuracy@0.5
+    columns = metric_table.report_columns(threshold, task, evaluator.top_k)  # accuracy@0.5: at the threshold
     table = [[r["slice"], f"{r['size']:,.0f}" + (" (insufficient data)" if r["insufficient"] else ""),
-              *[f"{r['metrics'][key]:.4f}" if key in r["metrics"] else "-" for _, key, _ in columns]] for r in rows]
+              *[_figure(r["metrics"].get(key)) for _, key, _ in columns]] for r in rows]
+    note = (f" `@{threshold:g}`: measured at decision threshold {threshold:g} (the first of "
+            "evaluator.decision_thresholds)." if task == metric_table.BINARY else
+            " The predicted class is the most probable one." if task == metric_table.MULTICLASS else
+            " Errors and means are in the label's units; mape in percent.")
     lines = ["# Model evaluation", "",
-             f"Split: {evaluator.split}. Slices with fewer than {evaluator.min_slice_size} examples are marked "
-             f"insufficient data. `@{threshold:g}`: measured at decision threshold {threshold:g} "
-             "(the first of evaluator.decision_thresholds).", "",
+             f"Task: {task}. Split: {evaluator.split}. Slices with fewer than {evaluator.min_slice_size} examples "
+             f"are marked insufficient data.{note}", "",
              markdown_table(["slice", "examples", *[header for _, _, header in columns]], table), ""]
+    plots = plots or {}
+    if task == metric_table.MULTICLASS and rows:
+        lines += ["## Per class (overall, one-vs-rest)", "", markdown_table(*report.class_rows(rows[0], plots["classes"])),
+                  "", "## Confusion matrix (overall)", "",
+                  "Rows: the label; columns: the predicted (most probable) class.", "",
+                  markdown_table(*report.confusion_rows(plots)), ""]
+    if task == metric_table.REGRESSION:
+        lines += ["## Calibration (overall)", "",
+                  "Mean prediction and mean label of the examples in each band of predictions (the first and "
+                  "last band also hold predictions outside the labels' range).", ""]
+        lines += [markdown_table(*report.calibration_rows(plots)), ""] if plots.get("calibration_plot") else \
+            ["No calibration plot: the labels of the split do not vary.", ""]
     os.makedirs(os.path.dirname(report_path) or ".", exist_ok=True)
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -17,20 +17,33 @@ every failure TFMA reports in its validation result names the gate it belongs to
 
 Which TFMA class computes a metric, and which ones are measured at the decision threshold (the
 first of ``evaluator.decision_thresholds``, as the fairness gates by default), is the metric table's.
+
+Per task (``features.task``): binary as above. Multiclass: one MetricsSpec for the metrics over all
+classes and the multi-class confusion matrix, one binarized on every class id for the per-class
+figures, and one per fairness gate binarized on the gate's ``class`` (its rates one-vs-rest,
+compared across groups like binary's); the prediction is the most probable class, no decision
+threshold. Regression: one MetricsSpec, with a calibration plot over the label's range; a
+fairness gate compares a metric such as ``mae`` across groups, by difference (TFMA) or ratio
+(sluiceway).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Optional, Sequence
 
 from components.evaluator import metrics as table
 from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, RegressionGate
+from pipeline.errors import ConfigError, ConfigIssue
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 
 CONFUSION_MATRICES = "confusion_matrices"  # for the ROC curve and confusion matrix shown by Kubeflow
 ROC_THRESHOLDS = tuple(i / 20 for i in range(21))
+MULTICLASS_CONFUSION_MATRIX = "multi_class_confusion_matrix"  # a plot: rows actual, columns predicted class
+CALIBRATION_PLOT = "calibration_plot"  # regression: mean prediction and mean label per prediction bucket
+CALIBRATION_BUCKETS = 10
+YAML = "the pipeline YAML"  # a component does not know which file its sections came from
 
 
 def decision_threshold(evaluator: EvaluatorConfig, gate=None) -> float:
@@ -41,18 +54,40 @@ def decision_threshold(evaluator: EvaluatorConfig, gate=None) -> float:
     return own if own is not None else evaluator.decision_thresholds[0]
 
 
-def gate_metric_of(gate) -> table.Metric:
-    """The metric a gate is on."""
+def gate_metric_of(gate, task: Optional[str] = None) -> table.Metric:
+    """The metric a gate is on, as ``task`` computes it."""
     if isinstance(gate, MetricGate):
-        return table.metric(gate.metric)
+        return table.metric(gate.metric, task)
     if isinstance(gate, FairnessGate):
-        return table.metric(gate.fairness)
-    return table.metric(gate.no_regression)
+        return table.metric(gate.fairness, task)
+    return table.metric(gate.no_regression, task)
 
 
 def gate_metric(index: int, gate) -> str:
     """The name of the TFMA metric that carries gate ``index``'s thresholds."""
     return f"gate{index}_{gate_metric_of(gate).name}"
+
+
+def class_ids(evaluator: EvaluatorConfig, classes: Sequence[str]) -> dict[int, int]:
+    """Multiclass: each fairness gate's class id (gate index -> the index of its ``class`` in the
+    model's classes).
+
+    Raises:
+        ConfigError: A gate names a class the model does not have.
+    """
+    found, issues = {}, []
+    for index, gate in enumerate(evaluator.gates):
+        if not isinstance(gate, FairnessGate) or gate.class_name is None:
+            continue
+        if gate.class_name in classes:
+            found[index] = list(classes).index(gate.class_name)
+        else:
+            issues.append(ConfigIssue(f"evaluator.gates[{index}].class",
+                                      f"'{gate.class_name}' is not a class of the model; expected one of "
+                                      f"{', '.join(classes)} (the label's classes in train)"))
+    if issues:
+        raise ConfigError(YAML, issues)
+    return found
 
 
 def gate_index(metric_name: str) -> Optional[int]:
@@ -134,22 +169,23 @@ def cross_slicing_spec(gate: FairnessGate):
     return tfma.CrossSlicingSpec(baseline_spec=baseline, slicing_specs=[tfma.SlicingSpec(feature_keys=[gate.feature])])
 
 
-def _metric_config(metric: table.Metric, threshold: float, name: Optional[str] = None):
+def _metric_config(metric: table.Metric, threshold: float, name: Optional[str] = None, top_k: int = 2):
     """TFMA's MetricConfig computing ``metric`` (at ``threshold`` when it takes one), under ``name``."""
     import tensorflow_model_analysis as tfma
 
     config = {"name": name} if name else {}
-    config.update(metric.tfma_config(threshold))
-    return tfma.MetricConfig(class_name=metric.tfma_class, config=json.dumps(config) if config else "")
+    config.update({k: v for k, v in metric.tfma_config(threshold, top_k).items() if not (name and k == "name")})
+    return tfma.MetricConfig(class_name=metric.tfma_class, module=metric.tfma_module,
+                             config=json.dumps(config) if config else "")
 
 
-def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_baseline: bool):
+def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_baseline: bool, task: str = table.BINARY):
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.proto import config_pb2
 
     name = gate_metric(index, gate)
-    metric = gate_metric_of(gate)
-    config = _metric_config(metric, decision_threshold(evaluator, gate), name)
+    metric = gate_metric_of(gate, task)
+    config = _metric_config(metric, decision_threshold(evaluator, gate), name, evaluator.top_k)
     if isinstance(gate, MetricGate):
         bounds = {}
         if gate.min is not None:
@@ -180,26 +216,59 @@ def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_basel
 
 
 def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, label_key: str,
-                      label_signature: str, prediction_key: str, with_baseline: bool = False):
-    """TFMA's EvalConfig: overall and per-slice metrics, Fairness Indicators at the decision
-    thresholds, and the gates as TFMA thresholds.
+                      label_signature: str, prediction_key: str, with_baseline: bool = False, *,
+                      classes: Sequence[str] = (), label_range: Optional[tuple[float, float]] = None):
+    """TFMA's EvalConfig: overall and per-slice metrics of ``features.task``, the Fairness
+    Indicators at the decision thresholds (binary), and the gates as TFMA thresholds.
 
     Args:
         with_baseline: A second model, ``baseline``, is evaluated beside ``candidate``; the
             no-regression gates become change thresholds against it.
+        classes: Multiclass: the model's classes, in class-id order.
+        label_range: Regression: the lowest and highest label, the calibration plot's range.
+
+    Raises:
+        ConfigError: A multiclass fairness gate names a class the model does not have.
     """
     import tensorflow_model_analysis as tfma
     from google.protobuf import wrappers_pb2
 
-    # accuracy, precision, recall and F1 at the decision threshold (TFMA's own default is 0.5)
-    metrics = [_metric_config(m, decision_threshold(evaluator)) for m in table.METRICS if not m.rate]
-    metrics.append(tfma.MetricConfig(
-        class_name="FairnessIndicators", module="fairness_indicators.fairness_indicators_metrics",
-        config=json.dumps({"thresholds": list(evaluator.decision_thresholds)})))
-    metrics.append(tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds", config=json.dumps(
-        {"name": CONFUSION_MATRICES,
-         "thresholds": sorted(set(ROC_THRESHOLDS) | set(evaluator.decision_thresholds))})))
-    metrics += [_gate_metric_config(i, gate, evaluator, with_baseline) for i, gate in enumerate(evaluator.gates)]
+    task = features.task
+    threshold = decision_threshold(evaluator)
+    gate_configs = {i: _gate_metric_config(i, gate, evaluator, with_baseline, task)
+                    for i, gate in enumerate(evaluator.gates)}
+    # the task's metrics (binary: accuracy, precision, recall and F1 at the decision threshold, TFMA's
+    # own default being 0.5); per-class metrics get a spec of their own, binarized on every class
+    metrics = [_metric_config(m, threshold, top_k=evaluator.top_k) for m in table.metrics_of_task(task)
+               if not m.per_class and not (m.rate and task == table.BINARY)]
+    specs = []
+    if task == table.BINARY:
+        metrics.append(tfma.MetricConfig(
+            class_name="FairnessIndicators", module="fairness_indicators.fairness_indicators_metrics",
+            config=json.dumps({"thresholds": list(evaluator.decision_thresholds)})))
+        metrics.append(tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds", config=json.dumps(
+            {"name": CONFUSION_MATRICES,
+             "thresholds": sorted(set(ROC_THRESHOLDS) | set(evaluator.decision_thresholds))})))
+        metrics += list(gate_configs.values())
+    elif task == table.MULTICLASS:
+        if not classes:
+            raise ValueError("a multiclass evaluation needs the model's classes")
+        gated_classes = class_ids(evaluator, classes)
+        metrics.append(tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot",
+                                         config=json.dumps({"name": MULTICLASS_CONFUSION_MATRIX})))
+        metrics += [c for i, c in gate_configs.items() if i not in gated_classes]
+        specs.append(tfma.MetricsSpec(
+            metrics=[_metric_config(m, threshold) for m in table.metrics_of_task(task) if m.per_class],
+            binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(classes)))})))
+        for index, class_id in gated_classes.items():  # a fairness gate's rates of its class, one-vs-rest
+            specs.append(tfma.MetricsSpec(metrics=[gate_configs[index]],
+                                          binarize=tfma.BinarizationOptions(class_ids={"values": [class_id]})))
+    else:
+        if label_range is not None and label_range[1] > label_range[0]:
+            metrics.append(tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(
+                {"name": CALIBRATION_PLOT, "num_buckets": CALIBRATION_BUCKETS,
+                 "left": float(label_range[0]), "right": float(label_range[1])})))
+        metrics += list(gate_configs.values())
 
     def model_spec(name: str, is_baseline: bool = False):
         return tfma.ModelSpec(name=name, signature_name="serving_default", prediction_key=prediction_key,
@@ -208,7 +277,7 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
 
     return tfma.EvalConfig(
         model_specs=[model_spec(CANDIDATE)] + ([model_spec(BASELINE, is_baseline=True)] if with_baseline else []),
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)] + specs,
         slicing_specs=[tfma.SlicingSpec()] + [slicing_spec(keys, evaluator.bands)
                                               for keys in slices(evaluator, features)],
         cross_slicing_specs=[cross_slicing_spec(g) for g in evaluator.gates

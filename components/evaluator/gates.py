@@ -12,12 +12,15 @@ fairness bounds (TFMA's cross-slice comparisons are differences), ``no_regressio
 slices below ``min_slice_size``, which are "insufficient data" whatever TFMA thinks of them.
 
 Which way a metric is better, and whether it is measured at the decision threshold (then checks
-name it with the threshold, ``accuracy@0.5``), comes from the metric table (``metrics.py``).
+name it with the threshold, ``accuracy@0.5``), comes from the metric table (``metrics.py``), for
+the task evaluated: a multiclass fairness gate compares its class's rates (``false_positive_rate[high]``),
+a regression one a metric such as ``mae`` (its gap in the label's units, or its ratio).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Optional
@@ -74,7 +77,8 @@ def describe(gate) -> str:
     if isinstance(gate, FairnessGate):
         bound = f"max_gap {gate.max_gap:g}" if gate.max_gap is not None else f"min_ratio {gate.min_ratio:g}"
         against = f" vs {gate.reference}" if gate.reference else ""
-        return f"fairness {gate.fairness} across {gate.feature}{against}: {bound}"
+        of = f"[{gate.class_name}]" if gate.class_name is not None else ""
+        return f"fairness {gate.fairness}{of} across {gate.feature}{against}: {bound}"
     drop = f"{gate.max_drop:g}" + (" (relative)" if gate.relative else "")
     return f"no_regression {gate.no_regression}: max_drop {drop}" + (f" per {'x'.join(gate.per)}" if gate.per else "")
 
@@ -110,7 +114,7 @@ NOTHING_SERVES = "no model is serving yet: nothing to regress from"
 
 def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None,
              tfma: TfmaValidation, groups: Mapping[str, Iterable[str]] | None = None,
-             no_baseline: str = NOTHING_SERVES) -> list[Check]:
+             no_baseline: str = NOTHING_SERVES, task: str = table.BINARY) -> list[Check]:
     """Every check of every gate, in gate order.
 
     Args:
@@ -121,7 +125,9 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         groups: The groups each feature has in the data (``data_groups``); a fairness gate's group
             with no row in the evaluated split is then a check of its own, "no eval examples".
         no_baseline: Why there is no baseline, for the no-regression checks when ``baseline_rows``
-            is ``None`` (nothing pushed yet, or the serving versions are damaged).
+            is ``None`` (nothing pushed yet, the serving versions are damaged, or the serving model
+            is not comparable: another task or other classes).
+        task: ``features.task``: which row of the metric table a gate's metric is.
     """
     checks: list[Check] = []
     for index, gate in enumerate(evaluator.gates):
@@ -129,16 +135,18 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
         verdict = _Verdict(tfma, index)
         threshold = decision_threshold(evaluator, gate)
         if isinstance(gate, MetricGate):
-            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), threshold, verdict)
+            checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), threshold, verdict, task,
+                                     evaluator.top_k)
         elif isinstance(gate, FairnessGate):
             gate_rows = _rows_for(rows, [gate.feature])
+            key, label = fairness_key(gate, task, threshold)
             checks += _absent_group_checks(name, gate, gate_rows, (groups or {}).get(gate.feature, ()),
-                                           threshold, evaluator.split)
-            checks += _fairness_checks(name, gate, gate_rows, threshold, verdict)
+                                           label, evaluator.split)
+            checks += _fairness_checks(name, gate, gate_rows, key, label, verdict)
         else:
             checks += _regression_checks(name, gate, _rows_for(rows, gate_slices(gate)),
                                          None if baseline_rows is None else _rows_for(baseline_rows, gate_slices(gate)),
-                                         threshold, verdict, no_baseline)
+                                         threshold, verdict, no_baseline, task, evaluator.top_k)
         if checked_by_tfma(gate) and not (isinstance(gate, RegressionGate) and baseline_rows is None):
             checks += [Check(name, spec, "-", None, "", None, FAIL, "TFMA found no slice matching this gate's slices")
                        for spec in tfma.missing.get(index, [])]
@@ -161,39 +169,49 @@ def blocking(checks: list[Check], evaluator: EvaluatorConfig) -> list[Check]:
             or (c.status == INSUFFICIENT and evaluator.insufficient_data == "block")]
 
 
+def fairness_key(gate: FairnessGate, task: str, threshold: float) -> tuple[str, str]:
+    """What a fairness gate compares: its key in a slice's ``metrics`` and its name in checks and
+    reports (``positive_rate@0.5``; multiclass ``false_positive_rate[high]``; regression ``mae``)."""
+    metric = table.metric(gate.fairness, task)
+    return metric.row_key(threshold, gate.class_name), metric.column(threshold, gate.class_name)
+
+
 def _metric_checks(name: str, gate: MetricGate, rows: list[dict], threshold: float,
-                   verdict: _Verdict) -> list[Check]:
-    metric = table.metric(gate.metric)
+                   verdict: _Verdict, task: str = table.BINARY, top_k: int = 2) -> list[Check]:
+    metric = table.metric(gate.metric, task)
     bound = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
                                       f"<= {gate.max:g}" if gate.max is not None else "") if b)
     checks = []
     for row in rows:
         value = row["metrics"].get(metric.row_key(threshold))
         status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"])
-        checks.append(Check(name, row["slice"], metric.column(threshold), value, bound, None, status,
+        checks.append(Check(name, row["slice"], metric.column(threshold, top_k=top_k), value, bound, None, status,
                             f"{row['size']:,.0f} examples"))
     return checks
 
 
-def _absent_group_checks(name: str, gate: FairnessGate, rows: list[dict], known: Iterable[str], threshold: float,
+def _absent_group_checks(name: str, gate: FairnessGate, rows: list[dict], known: Iterable[str], metric: str,
                          split: str) -> list[Check]:
     """A group the data holds with no example in the evaluated split: the gate cannot judge it."""
     present = {r["slice"] for r in rows}
-    metric = f"{gate.fairness}@{threshold:g}"
     return [Check(name, f"{gate.feature}={group}", metric, None, "", None, INSUFFICIENT,
                   f"group {gate.feature}={group} has no {split} examples: left out of the comparison", SLUICEWAY)
             for group in sorted(known) if f"{gate.feature}={group}" not in present]
 
 
-def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold: float,
+def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], key: str, metric: str,
                      verdict: _Verdict) -> list[Check]:
-    metric = f"{gate.fairness}@{threshold:g}"
+    """``key``: the compared value's key in the rows; ``metric``: its name in the checks."""
     decided_by = TFMA if checked_by_tfma(gate) else SLUICEWAY
-    checks = [Check(name, r["slice"], metric, r["metrics"].get(metric), "", None, INSUFFICIENT,
+    checks = [Check(name, r["slice"], metric, r["metrics"].get(key), "", None, INSUFFICIENT,
                     f"{r['size']:,.0f} examples, below min_slice_size: left out of the comparison", SLUICEWAY)
               for r in rows if r["insufficient"]]
-    groups = {r["slice"]: r["metrics"].get(metric) for r in rows if not r["insufficient"]}
-    groups = {k: v for k, v in groups.items() if v is not None}
+    groups = {r["slice"]: r["metrics"].get(key) for r in rows if not r["insufficient"]}
+    groups = {k: v for k, v in groups.items() if v is not None and not math.isnan(v)}
+    undefined = sorted(r["slice"] for r in rows if not r["insufficient"] and r["slice"] not in groups)
+    checks += [Check(name, slice_, metric, None, "", None, INSUFFICIENT,
+                     f"{metric} is undefined in {slice_} (no examples to divide by): left out of the comparison",
+                     SLUICEWAY) for slice_ in undefined]
     bound = f"<= {gate.max_gap:g}" if gate.max_gap is not None else f">= {gate.min_ratio:g}"
     kind = "gap" if gate.max_gap is not None else "ratio"
     if len(groups) < 2:
@@ -219,6 +237,9 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold:
                 compared = [(a, b) for a in groups for b in groups if a != b]
                 status = FAIL if any(verdict.status(pair) == FAIL for pair in compared) else PASS
             checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", measured, bound, None, status, detail))
+        elif min(value, other_value) < 0:  # a ratio of a negative figure (a mean prediction) means nothing
+            checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", None, bound, None, FAIL,
+                                f"{detail}: a ratio of negative values is undefined; use max_gap", SLUICEWAY))
         else:
             larger = max(value, other_value)
             measured = min(value, other_value) / larger if larger > 0 else 1.0
@@ -228,9 +249,10 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], threshold:
 
 
 def _regression_checks(name: str, gate: RegressionGate, rows: list[dict], baseline_rows: list[dict] | None,
-                       threshold: float, verdict: _Verdict, no_baseline: str = NOTHING_SERVES) -> list[Check]:
-    metric = table.metric(gate.no_regression)
-    key, label = metric.row_key(threshold), metric.column(threshold)
+                       threshold: float, verdict: _Verdict, no_baseline: str = NOTHING_SERVES,
+                       task: str = table.BINARY, top_k: int = 2) -> list[Check]:
+    metric = table.metric(gate.no_regression, task)
+    key, label = metric.row_key(threshold), metric.column(threshold, top_k=top_k)
     if baseline_rows is None:
         return [Check(name, r["slice"], label, r["metrics"].get(key), "", None, NO_BASELINE,
                       no_baseline, SLUICEWAY) for r in rows]

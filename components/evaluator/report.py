@@ -2,17 +2,24 @@
 
 No notebook, no network, no JavaScript: tables of every slice's metrics, one bar chart (inline
 SVG) per sensitive feature with the gates' bounds drawn in, failed checks in red, candidate and
-baseline side by side, slices with too few examples flagged.
+baseline side by side, slices with too few examples flagged. Per task: a binary or multiclass
+fairness gate's rate (multiclass: of its class, one-vs-rest), a regression gate's metric in the
+label's units (the bars start at 0, negative values to the left); multiclass adds the per-class
+table and the confusion matrix, regression the calibration buckets (mean prediction vs mean label).
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
+import math
+from typing import Any, Mapping, Optional
 
 from components.evaluator import metrics as table
 from components.evaluator.eval_config import decision_threshold
 from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig
+
+# What a sensitive feature's chart shows when no fairness gate is on it.
+DEFAULT_CHART = {table.BINARY: "positive_rate", table.MULTICLASS: "accuracy", table.REGRESSION: "mae"}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -30,7 +37,8 @@ def _number(value: Any) -> str:
 
 
 def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict], blessed: bool,
-           evaluator: EvaluatorConfig, features: FeaturesConfig, title: str) -> str:
+           evaluator: EvaluatorConfig, features: FeaturesConfig, title: str,
+           plots: Optional[Mapping[str, Any]] = None) -> str:
     """The report page.
 
     Args:
@@ -41,8 +49,12 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
         evaluator: The ``evaluator`` section (thresholds, min slice size, gates).
         features: The ``features`` section (which features are sensitive).
         title: Shown as the page's heading (pipeline and run).
+        plots: The overall slice's plots (``metrics.json``): multiclass ``classes`` and
+            ``confusion_matrix``, regression ``calibration_plot``.
     """
+    task = features.task
     threshold = evaluator.decision_thresholds[0]
+    plots = plots or {}
     verdict = ("<div class='verdict blessed'>Blessed: every gate passed; the model may be pushed.</div>" if blessed
                else "<div class='verdict blocked'>Blocked: the model is not pushed. Failed checks are in red.</div>")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -51,11 +63,51 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
     for feature in features.sensitive:
         parts.append(f"<h2>By {html.escape(feature)}</h2>")
         for gate in [g for g in evaluator.gates if isinstance(g, FairnessGate) and g.feature == feature] or [None]:
-            rate = table.metric(gate.fairness if gate else "positive_rate")
-            metric = rate.row_key(decision_threshold(evaluator, gate))
-            parts.append(_chart(feature, metric, gate, rows, baseline_rows, evaluator))
-    parts += ["<h2>Every slice</h2>", _slices_table(rows, baseline_rows, threshold, evaluator), "</body></html>"]
+            metric = table.metric(gate.fairness if gate else DEFAULT_CHART[task], task)
+            key = metric.row_key(decision_threshold(evaluator, gate), gate.class_name if gate else None)
+            parts.append(_chart(feature, key, gate, rows, baseline_rows, evaluator))
+    parts += ["<h2>Every slice</h2>", _slices_table(rows, baseline_rows, threshold, evaluator, task)]
+    if task == table.MULTICLASS and rows and plots.get("classes"):
+        parts += ["<h2>Per class (overall, one-vs-rest)</h2>", _html_table(*class_rows(rows[0], plots["classes"])),
+                  "<h2>Confusion matrix (overall)</h2><p>Rows: the label; columns: the predicted (most probable) "
+                  "class.</p>", _html_table(*confusion_rows(plots))]
+    if task == table.REGRESSION and plots.get("calibration_plot"):
+        parts += ["<h2>Calibration (overall)</h2><p>Mean prediction and mean label of the examples in each band of "
+                  "predictions.</p>", _html_table(*calibration_rows(plots))]
+    parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + f"<td class='l'>{html.escape(row[0])}</td>"
+                   + "".join(f"<td>{html.escape(cell)}</td>" for cell in row[1:]) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def class_rows(overall: dict, classes: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the per-class table (multiclass, both reports): a row per class, its
+    one-vs-rest figures."""
+    metrics = table.class_columns(table.MULTICLASS)
+    return (["class", *[m.name for m in metrics]],
+            [[c, *[_number(overall["metrics"].get(m.row_key(0.0, c))) for m in metrics]] for c in classes])
+
+
+def confusion_rows(plots: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the multiclass confusion matrix (rows: the label, columns: the predicted class)."""
+    classes = plots["classes"]
+    return (["label / predicted", *classes],
+            [[c, *[f"{n:,}" for n in row]] for c, row in zip(classes, plots["confusion_matrix"])])
+
+
+def calibration_rows(plots: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the regression calibration buckets."""
+    def edge(value: float) -> str:
+        return f"{value:.4g}" if abs(value) != float("inf") else ("-inf" if value < 0 else "inf")
+
+    return (["predictions", "examples", "mean prediction", "mean label"],
+            [[f"[{edge(b['from'])}, {edge(b['to'])})", f"{b['examples']:,.0f}", _number(b["mean_prediction"]),
+              _number(b["mean_label"])] for b in plots["calibration_plot"]])
 
 
 def _checks_table(checks: list[dict]) -> str:
@@ -83,64 +135,101 @@ def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: lis
         return f"<p>No slices of {html.escape(feature)}.</p>"
     width, bar, gap, left = 640, 18, 14, 180
     height = 30 + len(groups) * (bar * (2 if base else 1) + gap)
-    values = [r["metrics"].get(metric) or 0.0 for r in groups] + [v or 0.0 for v in base.values()]
-    top = max(1e-9, max(values) * 1.15)
-    scale = (width - left - 20) / top
+
+    def finite(value) -> float:
+        return value if value is not None and math.isfinite(value) else 0.0
+
+    values = [finite(r["metrics"].get(metric)) for r in groups] + [finite(v) for v in base.values()]
+    bounds = _gate_bounds(feature, metric, gate, groups)
+    top = max([1e-9, *values, *bounds]) * 1.15
+    bottom = min([0.0, *values, *bounds]) * 1.15  # a negative mean prediction draws to the left of 0
+    scale = (width - left - 20) / (top - bottom)
+    zero = left - bottom * scale
+
+    def x_of(value: float) -> float:
+        return zero + value * scale
+
+    def rect(value, y: float, height_: float, fill: str) -> str:
+        start, end = sorted((zero, x_of(finite(value))))
+        return f"<rect x='{start:.1f}' y='{y}' width='{end - start:.1f}' height='{height_}' fill='{fill}'/>"
+
     svg = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
            f"aria-label='{html.escape(metric)} by {html.escape(feature)}'>"]
+    if bottom < 0:
+        svg.append(f"<line x1='{zero:.1f}' y1='10' x2='{zero:.1f}' y2='{height - 5}' stroke='#999'/>")
     y = 20
     for row in groups:
         value = row["metrics"].get(metric)
         colour = "#bbb" if row["insufficient"] else "#1976d2"
         label = html.escape(row["slice"]) + (" (insufficient data)" if row["insufficient"] else "")
         svg.append(f"<text x='{left - 6}' y='{y + bar - 5}' text-anchor='end' font-size='12'>{label}</text>")
-        svg.append(f"<rect x='{left}' y='{y}' width='{(value or 0) * scale:.1f}' height='{bar}' fill='{colour}'/>")
-        svg.append(f"<text x='{left + (value or 0) * scale + 4:.1f}' y='{y + bar - 5}' font-size='11'>"
+        svg.append(rect(value, y, bar, colour))
+        svg.append(f"<text x='{max(x_of(finite(value)), zero) + 4:.1f}' y='{y + bar - 5}' font-size='11'>"
                    f"{_number(value)}</text>")
         y += bar
         if base:
             old = base.get(row["slice"])
-            svg.append(f"<rect x='{left}' y='{y}' width='{(old or 0) * scale:.1f}' height='{bar - 4}' fill='#ffb74d'/>")
-            svg.append(f"<text x='{left + (old or 0) * scale + 4:.1f}' y='{y + bar - 8}' font-size='11'>"
+            svg.append(rect(old, y, bar - 4, "#ffb74d"))
+            svg.append(f"<text x='{max(x_of(finite(old)), zero) + 4:.1f}' y='{y + bar - 8}' font-size='11'>"
                        f"baseline {_number(old)}</text>")
             y += bar
         y += gap
     caption = f"{metric} by {feature}"
-    if gate is not None:
-        sufficient = [r["metrics"].get(metric) for r in groups if not r["insufficient"] and r["metrics"].get(metric)]
-        if gate.reference is not None:
-            anchor = next((r["metrics"].get(metric) for r in groups if r["slice"] == f"{feature}={gate.reference}"), None)
-        else:
-            anchor = max(sufficient) if sufficient else None
-        if anchor is not None:
-            bound = max(0.0, anchor - gate.max_gap if gate.max_gap is not None else anchor * gate.min_ratio)
-            x = left + bound * scale
+    if gate is not None and bounds:
+        kind = f"max_gap {gate.max_gap:g}" if gate.max_gap is not None else f"min_ratio {gate.min_ratio:g}"
+        for index, bound in enumerate(bounds):
+            x = x_of(bound)
             svg.append(f"<line x1='{x:.1f}' y1='10' x2='{x:.1f}' y2='{height - 5}' stroke='#c62828' "
                        "stroke-dasharray='5,3' stroke-width='2'/>")
-            kind = f"max_gap {gate.max_gap:g}" if gate.max_gap is not None else f"min_ratio {gate.min_ratio:g}"
             anchor_side = "end" if x > width / 2 else "start"  # keep the label inside the chart
-            svg.append(f"<text x='{x + (-3 if anchor_side == 'end' else 3):.1f}' y='12' font-size='11' "
-                       f"fill='#c62828' text-anchor='{anchor_side}'>gate bound ({kind}): {bound:.4f}</text>")
-            caption += f"; dashed red line: the lowest value the gate ({kind}) allows"
+            which = "gate bound" if len(bounds) == 1 else ("lowest allowed" if index == 0 else "highest allowed")
+            svg.append(f"<text x='{x + (-3 if anchor_side == 'end' else 3):.1f}' y='{12 + 12 * index}' "
+                       f"font-size='11' fill='#c62828' text-anchor='{anchor_side}'>{which} ({kind}): "
+                       f"{bound:.4f}</text>")
+        caption += (f"; dashed red line: the lowest value the gate ({kind}) allows" if len(bounds) == 1 else
+                    f"; dashed red lines: the values the gate ({kind}) allows lie between them")
     if base:
         caption += "; blue: candidate, orange: baseline (the model serving now)"
     svg.append("</svg>")
     return f"<figure>{''.join(svg)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
+def _gate_bounds(feature: str, metric: str, gate, groups: list[dict]) -> list[float]:
+    """The values a fairness gate allows, drawn into its chart: the lowest one (max_gap: the
+    highest group's value - max_gap; min_ratio: its value x min_ratio); against a reference group,
+    the reference's value -/+ max_gap (or x min_ratio and / min_ratio)."""
+    if gate is None:
+        return []
+    sufficient = [v for r in groups if not r["insufficient"] and (v := r["metrics"].get(metric)) is not None
+                  and math.isfinite(v)]
+    if gate.reference is not None:
+        anchor = next((r["metrics"].get(metric) for r in groups if r["slice"] == f"{feature}={gate.reference}"), None)
+        if anchor is None or not math.isfinite(anchor):
+            return []
+        if gate.max_gap is not None:
+            return [anchor - gate.max_gap, anchor + gate.max_gap]
+        return [anchor * gate.min_ratio, anchor / gate.min_ratio] if gate.min_ratio > 0 and anchor > 0 else []
+    if not sufficient:
+        return []
+    anchor = max(sufficient)
+    lowest = anchor - gate.max_gap if gate.max_gap is not None else anchor * gate.min_ratio
+    return [max(0.0, lowest) if min(sufficient) >= 0 else lowest]
+
+
 def _slices_table(rows: list[dict], baseline_rows: list[dict] | None, threshold: float,
-                  evaluator: EvaluatorConfig) -> str:
-    columns = table.report_columns(threshold)  # headers name the threshold: accuracy@0.5
+                  evaluator: EvaluatorConfig, task: str = table.BINARY) -> str:
+    columns = table.report_columns(threshold, task, evaluator.top_k)  # headers name the threshold: accuracy@0.5
+    headline = table.HEADLINES[task][0]  # the baseline's figure beside the candidate's: auc, accuracy, rmse
     base = {r["slice"]: r for r in baseline_rows or []}
     head = "<tr><th>slice</th><th>examples</th>" + "".join(f"<th>{html.escape(header)}</th>"
                                                          for _, _, header in columns)
-    head += "<th>baseline auc</th></tr>" if base else "</tr>"
+    head += f"<th>baseline {headline}</th></tr>" if base else "</tr>"
     body = []
     for row in rows:
         css = "insufficient" if row["insufficient"] else ""
         flag = f" <span class='tag'>insufficient data (&lt; {evaluator.min_slice_size})</span>" if row["insufficient"] else ""
         cells = "".join(f"<td>{_number(row['metrics'].get(key))}</td>" for _, key, _ in columns)
-        extra = f"<td>{_number(base.get(row['slice'], {}).get('metrics', {}).get('auc'))}</td>" if base else ""
+        extra = f"<td>{_number(base.get(row['slice'], {}).get('metrics', {}).get(headline))}</td>" if base else ""
         body.append(f"<tr class='{css}'><td class='l'>{html.escape(row['slice'])}{flag}</td>"
                     f"<td>{row['size']:,.0f}</td>{cells}{extra}</tr>")
     return f"<table>{head}{''.join(body)}</table>"

@@ -31,18 +31,68 @@ def test_the_readme_lists_exactly_the_metrics_of_the_table():
     assert names == [m.name for m in metrics.METRICS]
 
 
-@pytest.mark.parametrize("metric", metrics.METRICS, ids=lambda m: m.name)
-def test_gates_accept_a_metric_as_the_table_says(metric):
+FEATURES_OF_TASK = {
+    "binary": FeaturesConfig(label="y", positive="yes", categorical=["sex"], sensitive=["sex"]),
+    "multiclass": FeaturesConfig(label="y", task="multiclass", categorical=["sex"], sensitive=["sex"]),
+    "regression": FeaturesConfig(label="y", task="regression", categorical=["sex"], sensitive=["sex"]),
+}
+
+
+@pytest.mark.parametrize("task,metric", [(t, m) for m in metrics.METRICS for t in m.tasks],
+                         ids=lambda v: v if isinstance(v, str) else v.name)
+def test_gates_accept_a_metric_as_the_table_says(task, metric):
+    from pipeline.config import cross_section_issues
+
     def accepts(gate: dict) -> bool:
         try:
-            EvaluatorConfig.model_validate({"gates": [gate]})
+            evaluator = EvaluatorConfig.model_validate({"gates": [gate]})
         except ValidationError:
             return False
-        return True
+        return not cross_section_issues({"features": FEATURES_OF_TASK[task], "evaluator": evaluator})
 
-    assert accepts({"metric": metric.name, "min": 0}) == (not metric.rate)
+    assert accepts({"metric": metric.name, "min": 0}) == metric.can_gate
     assert accepts({"no_regression": metric.name}) == metric.can_regress
-    assert accepts({"fairness": metric.name, "feature": "sex", "max_gap": 0.1}) == metric.rate
+    of_class = {"class": "high"} if task == "multiclass" else {}
+    assert accepts({"fairness": metric.name, "feature": "sex", "max_gap": 0.1, **of_class}) == (
+        metric.rate or metric.across_groups)
+
+
+def test_a_name_means_one_metric_per_task_and_keeps_its_direction_and_range_across_tasks():
+    # the config checks bounds and directions by name: a name's rows must agree on them
+    seen = {}
+    for metric in metrics.METRICS:
+        for task in metric.tasks:
+            assert (task, metric.name) not in seen, f"{metric.name} has two rows for {task}"
+            seen[(task, metric.name)] = metric
+    for name in {m.name for m in metrics.METRICS}:
+        rows = [m for m in metrics.METRICS if m.name == name]
+        assert len({(m.direction, m.value_range) for m in rows}) == 1, name
+    assert metrics.metric("accuracy", "multiclass").tfma_class == "SparseCategoricalAccuracy"
+    assert metrics.metric("accuracy").tfma_class == metrics.metric("accuracy", "binary").tfma_class == "BinaryAccuracy"
+    assert metrics.metric("r2", "regression").value_range == (-float("inf"), 1.0)
+    with pytest.raises(KeyError):
+        metrics.metric("auc", "regression")
+
+
+def test_each_task_has_the_metrics_the_issue_names():
+    def names(task):
+        return [m.name for m in metrics.metrics_of_task(task)]
+
+    assert names("binary") == ["auc", "accuracy", "precision", "recall", "f1", "calibration", "example_count",
+                               "positive_rate", "false_positive_rate", "false_negative_rate", "true_positive_rate",
+                               "true_negative_rate"]
+    assert metrics.gate_metrics_of_task("multiclass") == (
+        "example_count", "accuracy", "top_k_accuracy", "macro_precision", "macro_recall", "macro_f1",
+        "micro_precision", "micro_recall", "micro_f1", "log_loss")
+    assert [m.name for m in metrics.metrics_of_task("multiclass") if m.per_class] == [
+        "precision", "recall", "f1", "positive_rate", "false_positive_rate", "false_negative_rate",
+        "true_positive_rate", "true_negative_rate"]
+    assert set(names("regression")) == {"mse", "rmse", "mae", "mape", "r2", "mean_prediction", "mean_label",
+                                        "calibration", "example_count"}
+    assert metrics.fairness_metrics_of_task("regression") == ("mse", "rmse", "mae", "mape", "mean_prediction")
+    # lower is better for errors and log loss: no_regression gates follow
+    assert {m.name for m in metrics.METRICS if m.direction == metrics.LOWER and m.can_gate} == {
+        "log_loss", "mse", "rmse", "mae", "mape"}
 
 
 def test_example_count_cannot_regress_and_calibration_is_best_at_one():
