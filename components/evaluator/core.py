@@ -19,6 +19,7 @@ from components.baseline_resolver.core import no_baseline_reason, read_baseline
 from components.common import tasks
 from components.common.artifacts import split_file
 from components.common.model_fingerprint import model_fingerprint
+from components.common.tree_model import ensure_tree_ops
 from components.evaluator import gates, report
 from components.evaluator import metrics as metric_table
 from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATRICES, build_eval_config, gate_index
@@ -176,14 +177,14 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
     task = features.task
     if task == metric_table.BINARY:
         from fairness_indicators import fairness_indicators_metrics  # noqa: F401 - registers FairnessIndicators
-    _load_model_ops(model_dir)
+    ensure_tree_ops(model_dir)
     classes = tasks.model_classes(model_dir, features.label) if task == metric_table.MULTICLASS else []
     label_range = _label_range(examples_dir, evaluator.split, features) if task == metric_table.REGRESSION else None
     baseline_problem = _baseline_problem(baseline_model, features, classes) if baseline_model else None
     if baseline_problem:
         baseline_model = None
-    else:
-        _load_model_ops(baseline_model)
+    elif baseline_model:
+        ensure_tree_ops(baseline_model)
     eval_config = build_eval_config(evaluator, features, tasks.label_key(features.label, task), tasks.LABEL_SIGNATURE,
                                     tasks.prediction_key(task), with_baseline=baseline_model is not None,
                                     classes=classes, label_range=label_range)
@@ -221,27 +222,27 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
             "validation": validation, "plots": plots}
 
 
-def _saved_model(model_dir: str):
+def _signature_outputs(model_dir: str) -> dict[str, set[str]]:
+    """Each signature's output names, read from ``saved_model.pb`` (no model loaded; a local path or
+    a URL such as the serving model's ``gs://`` one)."""
+    import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
-    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as handle:
-        return saved_model_pb2.SavedModel.FromString(handle.read())
-
-
-def _load_model_ops(model_dir: str | None) -> None:
-    """Registers the TensorFlow Decision Forests ops a tree model's SavedModel needs before TFMA
-    loads it (loading fails with ``Op type not registered 'SimpleMLCreateModelResource'`` else)."""
-    if not model_dir or not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
-        return
-    graphs = _saved_model(model_dir).meta_graphs
-    if any(op.name.startswith("SimpleML") for graph in graphs for op in graph.meta_info_def.stripped_op_list.op):
-        import tensorflow_decision_forests  # noqa: F401 - registers the ops
-
-
-def _signature_outputs(model_dir: str) -> dict[str, set[str]]:
-    """Each signature's output names, read from ``saved_model.pb`` (no model loaded)."""
-    graph = _saved_model(model_dir).meta_graphs[0]
+    with tf.io.gfile.GFile(f"{model_dir.rstrip('/')}/saved_model.pb", "rb") as handle:
+        graph = saved_model_pb2.SavedModel.FromString(handle.read()).meta_graphs[0]
     return {name: set(signature.outputs) for name, signature in graph.signature_def.items()}
+
+
+def _served_classes(model_dir: str, label: str) -> list[str] | None:
+    """A multiclass SavedModel's classes, from its label vocabulary (``tasks.model_classes``'s file,
+    read through ``tf.io.gfile`` so that a ``gs://`` serving model is read too); ``None`` without one."""
+    import tensorflow as tf
+
+    path = f"{model_dir.rstrip('/')}/assets/{tasks.label_vocabulary_file(label)}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return [line.rstrip("\n") for line in handle.read().splitlines() if line.rstrip("\n")]
 
 
 def _baseline_problem(baseline_model: str, features: FeaturesConfig, classes: list[str]) -> str | None:
@@ -249,9 +250,12 @@ def _baseline_problem(baseline_model: str, features: FeaturesConfig, classes: li
     it was trained for another task or label, or (multiclass) on other classes, so its figures
     compare with nothing of the candidate's."""
     task = features.task
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
     try:
         outputs = _signature_outputs(baseline_model)
-    except (OSError, ValueError) as error:
+    except (OSError, IndexError, DecodeError, tf.errors.OpError) as error:
         return f"its SavedModel cannot be read ({error})"
     label_key, prediction_key = tasks.label_key(features.label, task), tasks.prediction_key(task)
     if label_key not in outputs.get(tasks.LABEL_SIGNATURE, set()) \
@@ -260,9 +264,8 @@ def _baseline_problem(baseline_model: str, features: FeaturesConfig, classes: li
                 f"gives {', '.join(sorted(outputs.get(tasks.LABEL_SIGNATURE, ()))) or 'nothing'}): no figure of "
                 "it compares with the candidate's")
     if task == metric_table.MULTICLASS:
-        try:
-            served = tasks.model_classes(baseline_model, features.label)
-        except FileNotFoundError:
+        served = _served_classes(baseline_model, features.label)
+        if served is None:
             return "it has no label vocabulary: its classes are unknown"
         if served != classes:
             return (f"its classes ({', '.join(served)}) are not the candidate's ({', '.join(classes)}): per-class "
