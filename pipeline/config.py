@@ -1000,7 +1000,17 @@ def cross_section_warnings(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
     if features is None or evaluator is None:
         return []
     sensitive = ", ".join(features.sensitive) or "none declared"
-    return [(("evaluator", "gates", index, "feature"),
+    found: list[tuple[Loc, str]] = []
+    if features.task != "binary":
+        # the multiclass task predicts the most probable class and regression has no classes: no threshold applies
+        if evaluator.decision_thresholds != [0.5]:
+            found.append((("evaluator", "decision_thresholds"), f"decision thresholds apply to the binary task only; "
+                                                                f"the {features.task} task ignores them"))
+        found += [(("evaluator", "gates", index, "threshold"), f"a decision threshold applies to the binary task "
+                                                               f"only; the {features.task} task ignores it")
+                  for index, gate in enumerate(evaluator.gates)
+                  if isinstance(gate, FairnessGate) and gate.threshold is not None]
+    return found + [(("evaluator", "gates", index, "feature"),
              f"fairness gate on {gate.feature}, which is not in features.sensitive ({sensitive}); the gate is "
              f"checked, but fairness is about sensitive attributes and the fairness report charts only those: "
              f"add {gate.feature} to features.sensitive if it is one")

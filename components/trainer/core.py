@@ -87,6 +87,9 @@ def run_trainer(transformed_dir: str, graph_dir: str, hyperparameters_dir: str, 
 
         model = tree_model.build_tree_model(kinds, hp, trainer.model, task, num_classes=num_classes,
                                             seed=trainer.seed)
+        # read once, in order, in large batches (shuffling only costs a tree model time)
+        train = tree_model.dataset(files["train"], spec, label, kinds)
+        evaluation = tree_model.dataset(files["eval"], spec, label, kinds)
         progress(f"training a {trainer.model} model ({task}, up to {hp['num_trees']} trees, depth "
                  f"{hp['max_depth']})")
         history = tree_model.fit_tree(model, train, evaluation, task, progress=progress)
@@ -107,6 +110,8 @@ def run_trainer(transformed_dir: str, graph_dir: str, hyperparameters_dir: str, 
                                                                       figures["best_epoch"] - 1]), 4)
     shown = _FIGURES[task][0]
     figures["validation"] = f"{trainer.model}, eval {_NAMES.get(shown, shown)} {figures[f'eval_{shown}']:.4f}"
+    if info["label_transform"] == "log":
+        figures["validation"] += " of log(1 + label)"  # what the model trained on; the Evaluator's are in units
     # recorded with the execution in ML Metadata: which hyperparameters made this model
     figures["hyperparameters"] = json.dumps(hp, sort_keys=True)
     progress("exporting the serving model")

@@ -119,6 +119,20 @@ def search(transformed_dir: str, graph_dir: str, tuner: TunerConfig, trainer: Tr
             for fold in folds:
                 tf.keras.backend.clear_session()
                 tf.keras.utils.set_random_seed(tuner.seed)
+                if trees:
+                    from components.common import tree_model
+
+                    k = tuner.cv_folds
+                    in_fold = None if fold is None else (lambda i, f=fold: tf.equal(i % k, f))
+                    out_of_fold = None if fold is None else (lambda i, f=fold: tf.not_equal(i % k, f))
+                    train = tree_model.dataset(train_files, spec, label, kinds, keep=out_of_fold)
+                    validation = tree_model.dataset(eval_files if fold is None else train_files, spec, label, kinds,
+                                                    keep=in_fold)
+                    model = tree_model.build_tree_model(kinds, hp, trainer.model, task, num_classes=num_classes,
+                                                        seed=tuner.seed)
+                    history = tree_model.fit_tree(model, train, validation, task)
+                    scores.append(keras_model.best_of(history[objective], objective))
+                    continue
                 if fold is None:
                     train = keras_model.dataset(train_files, spec, label, kinds, batch_size, shuffle_seed=tuner.seed)
                     validation = keras_model.dataset(eval_files, spec, label, kinds, EVAL_BATCH)
@@ -129,17 +143,10 @@ def search(transformed_dir: str, graph_dir: str, tuner: TunerConfig, trainer: Tr
                                                 keep=lambda i, f=fold: tf.not_equal(i % k, f))
                     validation = keras_model.dataset(train_files, spec, label, kinds, EVAL_BATCH,
                                                      keep=lambda i, f=fold: tf.equal(i % k, f))
-                if trees:
-                    from components.common import tree_model
-
-                    model = tree_model.build_tree_model(kinds, hp, trainer.model, task, num_classes=num_classes,
-                                                        seed=tuner.seed)
-                    history = tree_model.fit_tree(model, train, validation, task)
-                else:
-                    model = keras_model.build_model(kinds, hp, trainer.model, task, num_classes=num_classes,
-                                                    label_stats=label_stats)
-                    history = keras_model.fit(model, train, validation, epochs, trainer.early_stopping_patience,
-                                              monitor=objective)
+                model = keras_model.build_model(kinds, hp, trainer.model, task, num_classes=num_classes,
+                                                label_stats=label_stats)
+                history = keras_model.fit(model, train, validation, epochs, trainer.early_stopping_patience,
+                                          monitor=objective)
                 scores.append(keras_model.best_of(history[objective], objective))
             score = statistics.fmean(scores)
             spread = statistics.pstdev(scores) if len(scores) > 1 else 0.0
