@@ -116,6 +116,12 @@ def gate_issues(train, evaluated, evaluator: EvaluatorConfig, features: Features
         where = f"evaluator.gates[{index}]"
         if isinstance(gate, FairnessGate):
             named.append((f"{where}.feature", [gate.feature]))
+            if gate.class_name is not None and features.task == "multiclass":
+                classes = groups(train_stats.get(features.label))
+                if classes and gate.class_name not in classes:
+                    issues.append(ConfigIssue(f"{where}.class", (
+                        f"'{gate.class_name}' is not a class of the label {features.label} in the train split; "
+                        f"expected one of its classes: {_shown(classes)}")))
             if gate.reference is not None and gate.feature in features.categorical:
                 in_train = groups(train_stats.get(gate.feature))
                 in_split = groups(split_stats.get(gate.feature))

@@ -357,6 +357,30 @@ def test_fairness_reference_absent_from_the_data_is_a_config_error_before_traini
                                "split: female (50), male (50))")
 
 
+def test_a_multiclass_fairness_class_absent_from_train_is_a_config_error_before_training():
+    # else the Evaluator would find it, after training
+    from components.schema_gen.data_checks import check
+    from pipeline.config import FeaturesConfig
+    from pipeline.errors import ConfigError
+    from tests.components.conftest import CATEGORICAL, NUMERIC
+
+    train = split_stats({"female": 50, "male": 50})
+    feature_stats(train, "risk", {"low": 40, "medium": 35, "high": 25})
+    features = FeaturesConfig(label="risk", task="multiclass", numeric=NUMERIC, categorical=CATEGORICAL,
+                              sensitive=["sex"])
+    evaluator = evaluator_section([{"fairness": "false_negative_rate", "feature": "sex", "class": "severe",
+                                    "max_gap": 0.1}])
+
+    with pytest.raises(ConfigError) as info:
+        check(train, train, evaluator, features)
+
+    assert str(info.value) == ("the pipeline YAML: 1 configuration error\n  evaluator.gates[0].class: 'severe' is not "
+                               "a class of the label risk in the train split; expected one of its classes: high (25), "
+                               "low (40), medium (35)")
+    fine = evaluator_section([{"fairness": "false_negative_rate", "feature": "sex", "class": "high", "max_gap": 0.1}])
+    assert check(train, train, fine, features).constant == {}
+
+
 def test_fairness_reference_without_eval_examples_and_empty_slice_features_are_config_errors():
     from components.schema_gen.data_checks import check
     from pipeline.errors import ConfigError
