@@ -200,6 +200,7 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
                             data_location=split_file(examples_dir, evaluator.split), file_format="tfrecords",
                             output_path=evaluation_dir,
                             pipeline_options=PipelineOptions(list(beam_config.pipeline_options)))
+    _release_shared_models()
     loaded = list(tfma.load_metrics(evaluation_dir))
     rows = _rows(loaded, evaluator, candidate, task, classes)
     baseline_rows = _rows(loaded, evaluator, BASELINE, task, classes) if baseline_model else None
@@ -335,6 +336,20 @@ def _plots(plots_for_slices, model_name: str, task: str, classes: list[str]) -> 
                         "examples": count, "mean_prediction": bucket.total_weighted_refined_prediction.value / count,
                         "mean_label": bucket.total_weighted_label.value / count})
     return {"calibration_plot": buckets}
+
+
+def _release_shared_models() -> None:
+    """Lets go of the models TFMA loaded. Beam's ``shared`` module keeps the last object it shared
+    (the loaded SavedModel) alive in a global until the process ends, where TensorFlow, already torn
+    down, prints "Exception ignored in AtomicFunction.__del__" once per function of the model."""
+    import gc
+
+    from apache_beam.utils import shared
+
+    holder = getattr(shared, "_shared_map", None)
+    if holder is not None and hasattr(holder, "_keepalive"):
+        holder._keepalive = (None, None)
+    gc.collect()
 
 
 def _write_classification(metrics_for_slices, model_name: str, decision_threshold: float, path: str) -> None:
