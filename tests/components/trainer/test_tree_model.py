@@ -71,6 +71,7 @@ def test_multiclass_output_is_each_classs_probability_in_class_id_order(model_ty
     assert probabilities.shape == (label.size, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert set(history) == {"val_loss", "val_accuracy", "val_auc", "trees"}
+    assert 1 <= history["trees"][0] <= FEW_TREES["num_trees"]  # boosting's iterations, not 3 trees each
     # well above the largest class's share, and the argmax is the class id
     assert history["val_accuracy"][0] > np.bincount(label).max() / label.size + 0.15
     assert history["val_accuracy"][0] == pytest.approx(np.mean(probabilities.argmax(axis=1) == label))
@@ -233,3 +234,14 @@ def test_on_real_transformed_data_the_exported_model_serves_its_training_scores(
     np.testing.assert_allclose(served, trained, atol=1e-6)
     labels = np.concatenate([y.numpy() for _, y in evaluation])
     assert tree_model.validation_metrics("binary", labels, served)["val_auc"] == pytest.approx(history["val_auc"][0])
+
+
+def test_what_tf_df_wrote_is_shown_when_training_fails(capfd):
+    from components.common.tree_model import _quiet
+
+    with pytest.raises(ValueError), _quiet():
+        print("from python")
+        os.write(2, b"from native code\n")
+        raise ValueError("training failed")
+    _, err = capfd.readouterr()
+    assert "from python" in err and "from native code" in err
