@@ -464,7 +464,7 @@ class TrainerConfig(Section):
         200, description="Tree models: trees in the forest (gradient boosting: at most; early stopping on the eval "
                          "split usually ends sooner).")
     max_depth: Optional[Count] = Field(
-        None, description="Tree models: the deepest a tree grows. Default: 6 for gradient_boosted_trees, 16 for "
+        None, description="Tree models: the deepest a tree grows. Default: 6 for gradient_boosted_trees, 12 for "
                           "random_forest.")
     shrinkage: Annotated[float, Field(strict=True, gt=0, le=1), Expected("a number in (0, 1]")] = Field(
         0.1, description="gradient_boosted_trees: the learning rate of boosting.")
@@ -477,7 +477,7 @@ class TrainerConfig(Section):
         names = TREE_HYPERPARAMETERS if self.model in TREE_MODELS else KERAS_HYPERPARAMETERS
         values = {name: getattr(self, name) for name in names}
         if "max_depth" in values and values["max_depth"] is None:
-            values["max_depth"] = 6 if self.model == "gradient_boosted_trees" else 16
+            values["max_depth"] = 6 if self.model == "gradient_boosted_trees" else 12
         if self.model == "random_forest":
             values.pop("shrinkage", None)
         return values

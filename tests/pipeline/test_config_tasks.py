@@ -90,7 +90,7 @@ def test_tree_models_take_tree_hyperparameters(write_pipeline):
     found = errors(write_pipeline, text.replace("enabled: true", "enabled: true\n  algorithm: hyperband"))
     assert any(m.startswith("tuner.algorithm") and "one pass" in m for m in found)
     forest = load_config(write_pipeline(REGRESSION + "trainer: {model: random_forest}\n"))
-    assert forest.trainer.hyperparameters() == {"num_trees": 200, "max_depth": 16, "min_examples": 5}
+    assert forest.trainer.hyperparameters() == {"num_trees": 200, "max_depth": 12, "min_examples": 5}
 
 
 def test_a_decision_threshold_outside_binary_is_a_warning(write_pipeline, capsys):
