@@ -39,6 +39,7 @@ setup(
         "tensorflow-transform>=1.16.0,<1.17",
         "tf-keras>=2.16.0,<2.17",
         "tfx-bsl>=1.16.1,<1.17",
+        "wurlitzer>=3.1,<4",  # TF-DF's dependency; sluiceway captures TF-DF's native output with it
         "ydf==0.9.0",  # TF-DF's dependency, unpinned there; ydf 0.10+ needs protobuf >= 5.29
     ],
     extras_require={"test": ["pytest>=7", "jsonschema>=4"]},

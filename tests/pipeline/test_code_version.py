@@ -118,22 +118,23 @@ def test_a_name_that_is_not_a_sluiceway_module_is_an_error(fake_root):
             code_version(name, root=fake_root)
 
 
-def test_the_evaluator_covers_the_trainer_code_it_imports():
+def test_the_evaluator_covers_the_model_code_it_imports():
     closure = imported_modules("components.evaluator.core")
-    assert "components.trainer.core" in closure  # imported inside a function
+    assert {"components.common.tasks", "components.common.tree_model"} <= set(closure)
+    assert "components.common.tree_model" in imported_modules("components.trainer.core")  # inside a function
     assert {"components.evaluator.core", "components.evaluator.report", "pipeline.config"} <= set(closure)
     assert "components.example_gen.core" not in closure and "pipeline.cli" not in closure
     assert source_root() == REPO  # without root=, the installation's own sources
 
 
-def test_a_change_to_the_trainer_invalidates_the_evaluator_but_not_example_gen(tmp_path):
+def test_a_change_to_the_model_code_invalidates_the_evaluator_but_not_example_gen(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__")
     for top in ("pipeline", "components"):
         shutil.copytree(f"{REPO}/{top}", tmp_path / top, ignore=ignore)
     root = str(tmp_path)
     evaluator = code_version("components.evaluator.core", root=root)
     example_gen = code_version("components.example_gen.core", root=root)
-    _edit(root, "components/trainer/core.py")
+    _edit(root, "components/common/tree_model.py")
     assert code_version("components.evaluator.core", root=root) != evaluator
     assert code_version("components.example_gen.core", root=root) == example_gen
 
