@@ -45,6 +45,25 @@ def make_outputs(folder: str, folders: tuple[str, ...] = (), files: dict[str, st
     return outputs
 
 
+def run_data_half(root, config: dict) -> tuple[str, dict[str, str]]:
+    """ExampleGen -> StatisticsGen -> SchemaGen -> Transform into ``root`` with ``config``; returns the
+    Examples folder and Transform's outputs (``transform_graph``, ``transformed_examples``)."""
+    from components.example_gen.core import execute as example_gen
+    from components.schema_gen.core import execute as schema_gen
+    from components.statistics_gen.core import execute as statistics_gen
+    from components.transform.core import execute as transform
+
+    gen = make_outputs(str(root / "ExampleGen"), ("examples",))
+    example_gen({}, gen, config)
+    stats = make_outputs(str(root / "StatisticsGen"), ("statistics",), {"statistics_view": "statistics.html"})
+    statistics_gen({"examples": gen["examples"]}, stats, config)
+    schema = make_outputs(str(root / "SchemaGen"), ("schema",))
+    schema_gen({"statistics": stats["statistics"]}, schema, config)
+    transformed = make_outputs(str(root / "Transform"), ("transform_graph", "transformed_examples"))
+    transform({"examples": gen["examples"], "schema": schema["schema"]}, transformed, config)
+    return gen["examples"], transformed
+
+
 @dataclass
 class TinyPipeline:
     """Outputs of the data half of the pipeline, and its figures."""

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig
 from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE
-from tests.components.conftest import CATEGORICAL, NUMERIC, make_outputs, raw_records, read_json, trainer_config
+from tests.components.conftest import (CATEGORICAL, NUMERIC, make_outputs, raw_records, read_json, run_data_half,
+                                      trainer_config)
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +31,7 @@ GATES = {
 def _trained(task: str, root) -> dict:
     """ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> Tuner (off) -> Trainer -> Evaluator."""
     from components.evaluator.core import execute as evaluator
-    from components.example_gen.core import execute as example_gen
-    from components.schema_gen.core import execute as schema_gen
-    from components.statistics_gen.core import execute as statistics_gen
     from components.trainer.core import execute as trainer
-    from components.transform.core import execute as transform
     from components.tuner.core import execute as tuner
     from pipeline.config import DataConfig, TransformConfig, TunerConfig, ValidationConfig
     from pipeline.datagen import generate
@@ -48,14 +45,7 @@ def _trained(task: str, root) -> dict:
               "features": features, "beam": BeamConfig(), "validation": ValidationConfig(),
               "transform": TransformConfig.model_validate({"label": "log" if task == "regression" else "none"}),
               "evaluator": evaluator_config, "tuner": TunerConfig(), "trainer": trainer_config()}
-    gen = make_outputs(str(root / "ExampleGen"), ("examples",))
-    example_gen({}, gen, config)
-    stats = make_outputs(str(root / "StatisticsGen"), ("statistics",), {"statistics_view": "statistics.html"})
-    statistics_gen({"examples": gen["examples"]}, stats, config)
-    schema = make_outputs(str(root / "SchemaGen"), ("schema",))
-    schema_gen({"statistics": stats["statistics"]}, schema, config)
-    transformed = make_outputs(str(root / "Transform"), ("transform_graph", "transformed_examples"))
-    transform({"examples": gen["examples"], "schema": schema["schema"]}, transformed, config)
+    examples, transformed = run_data_half(root, config)
     tuned = make_outputs(str(root / "Tuner"), ("best_hyperparameters",), {"trials": "trials.md"})
     data = {"transformed_examples": transformed["transformed_examples"],
             "transform_graph": transformed["transform_graph"]}
@@ -64,8 +54,8 @@ def _trained(task: str, root) -> dict:
     trainer({**data, "hyperparameters": tuned["best_hyperparameters"]}, model, config)
     outputs = make_outputs(str(root / "Evaluator"), ("evaluation", "blessing"),
                            {"evaluation_report": "evaluation.md", "fairness_report": "fairness_report.html"})
-    figures = evaluator({"examples": gen["examples"], "model": model["model"]}, outputs, config)
-    return {"figures": figures, "examples": gen["examples"], "model": model["model"], "features": features,
+    figures = evaluator({"examples": examples, "model": model["model"]}, outputs, config)
+    return {"figures": figures, "examples": examples, "model": model["model"], "features": features,
             "summary": read_json(os.path.join(outputs["evaluation"], EVALUATION_SUMMARY_FILE)),
             "blessing": read_json(os.path.join(outputs["blessing"], BLESSING_FILE))}
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from tests.components.conftest import CATEGORICAL, NUMERIC, make_outputs, markdown_rows, read_json, trainer_config
+from tests.components.conftest import (CATEGORICAL, NUMERIC, make_outputs, markdown_rows, read_json, run_data_half,
+                                      trainer_config)
 
 pytestmark = pytest.mark.slow
 
@@ -15,10 +16,6 @@ LABELS = {"multiclass": "risk_tier", "regression": "interest_rate"}
 
 
 def _transformed(task: str, root) -> dict:
-    from components.example_gen.core import execute as example_gen
-    from components.schema_gen.core import execute as schema_gen
-    from components.statistics_gen.core import execute as statistics_gen
-    from components.transform.core import execute as transform
     from pipeline.config import BeamConfig, DataConfig, EvaluatorConfig, FeaturesConfig, TransformConfig, ValidationConfig
     from pipeline.datagen import generate
 
@@ -28,14 +25,7 @@ def _transformed(task: str, root) -> dict:
               "features": FeaturesConfig(label=LABELS[task], task=task, numeric=NUMERIC, categorical=CATEGORICAL),
               "beam": BeamConfig(), "validation": ValidationConfig(), "transform": TransformConfig(),
               "evaluator": EvaluatorConfig()}
-    gen = make_outputs(str(root / "ExampleGen"), ("examples",))
-    example_gen({}, gen, config)
-    stats = make_outputs(str(root / "StatisticsGen"), ("statistics",), {"statistics_view": "statistics.html"})
-    statistics_gen({"examples": gen["examples"]}, stats, config)
-    schema = make_outputs(str(root / "SchemaGen"), ("schema",))
-    schema_gen({"statistics": stats["statistics"]}, schema, config)
-    out = make_outputs(str(root / "Transform"), ("transform_graph", "transformed_examples"))
-    transform({"examples": gen["examples"], "schema": schema["schema"]}, out, config)
+    _, out = run_data_half(root, config)
     return {"transformed_examples": out["transformed_examples"], "transform_graph": out["transform_graph"]}
 
 
