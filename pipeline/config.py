@@ -171,7 +171,9 @@ class CsvConfig(Section):
 class DataConfig(Section):
     """The data source ExampleGen reads."""
 
-    source: PathStr = Field(description="A file, folder or glob: CSV (optionally .gz), Parquet, or TFRecord of tf.Example.")
+    source: PathStr = Field(description="A file, folder or glob: CSV (optionally .gz), Parquet, or TFRecord of tf.Example. "
+                                        "It may hold {SPAN} once, where the data arrives in numbered spans (e.g. "
+                                        "data/span-{SPAN}/*.csv): ExampleGen reads the latest data.window of them.")
     format: Literal["auto", "csv", "parquet", "tfrecord"] = Field(
         "auto", description="File format; 'auto' decides by file extension."
     )
@@ -183,6 +185,23 @@ class DataConfig(Section):
         "fail", description="A numeric value that is inf, -inf or NaN: 'fail' stops ExampleGen with a data error naming "
         "the column and count; 'missing' reads it as a missing value (with a warning)."
     )
+    window: int = Field(1, strict=True, ge=1, description="With {SPAN} in data.source: how many spans ExampleGen "
+                                                          "reads, the highest-numbered ones.")
+
+    @model_validator(mode="after")
+    def _spans(self) -> "DataConfig":
+        # the placeholder's text is also sources.SPAN (that module imports this one)
+        problems = _Problems()
+        count = self.source.count("{SPAN}")
+        if count > 1:
+            problems.add(("source",), f"holds {{SPAN}} {count} times; expected it at most once, where the span "
+                                      "number stands (e.g. data/span-{SPAN}/*.csv)")
+        if count == 0 and self.window > 1:
+            problems.add(("window",), f"window {self.window} takes the latest spans of a data.source holding {{SPAN}}, "
+                                      "and data.source has none; expected window: 1, or a source such as "
+                                      "data/span-{SPAN}/*.csv")
+        problems.raise_if_any(type(self).__name__)
+        return self
 
 
 TASKS = ("binary", "multiclass", "regression")

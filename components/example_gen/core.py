@@ -6,6 +6,8 @@ Rows are read as Arrow record batches (pyarrow's CSV reader with the ``data.csv`
 Files are local or at a URL (``storage``: ``gs://...`` through ``tf.io.gfile``), streamed either way.
 What is checked and recorded of the label depends on the task (``labels``). A row's split is a hash of its key column (or of the
 whole encoded row): the same row lands in the same split on every run and when rows are appended.
+With ``{SPAN}`` in ``data.source`` it reads the latest ``data.window`` spans (``sources``); a row's
+split does not depend on which spans are read with it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_
 from components.example_gen import storage
 from components.example_gen.csv_reader import CsvFile, require_columns
 from components.example_gen.labels import LabelSummary, counts_by_split
-from components.example_gen.sources import source_files
+from components.example_gen.sources import Span, resolve_spans, source_files
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
 from pipeline.specs import SPLIT_INFO_FILE
@@ -59,6 +61,8 @@ class ExampleGenResult:
         non_finite: Non-finite numbers read as missing per column (``data.non_finite: missing``).
         label_counts_by_split: Rows per label value in each split (binary and multiclass tasks).
         label_stats: Count, missing, min, max and mean of the label per split (regression task).
+        spans: What ``split_info.json`` records of each span read (``data.source`` with ``{SPAN}``),
+            else None.
     """
 
     rows: dict[str, int]
@@ -67,6 +71,7 @@ class ExampleGenResult:
     non_finite: dict[str, int] = field(default_factory=dict)
     label_counts_by_split: dict[str, dict[str, int]] = field(default_factory=dict)
     label_stats: dict[str, dict] = field(default_factory=dict)
+    spans: list[dict] | None = None
 
 
 def file_format(path: str, declared: str) -> str:
@@ -107,8 +112,11 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         features: The ``features`` section: which columns to keep, the label and its task.
         examples_dir: Output folder (the Examples artifact): ``Split-<name>/`` per split and
             ``split_info.json`` with the row counts, the sources and their SHA-256, the label's
-            counts (or figures, for regression) per split and the sensitive groups.
-        progress: Receives a line every few seconds on large inputs.
+            counts (or figures, for regression) per split and the sensitive groups; with
+            ``{SPAN}`` in ``data.source`` also ``window`` and ``spans``, a list with per span read
+            ``number``, ``source`` (the pattern with the span's text), ``files``, ``rows`` and
+            ``sha256`` (file -> SHA-256).
+        progress: Receives a line every few seconds on large inputs, and which spans are read.
 
     Returns:
         Rows per split, files read and the label's counts (or figures, for regression) per split.
@@ -117,7 +125,12 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         DataError: A missing, empty or malformed file, an absent column, a wrong column type, or
             a label no model can learn (see ``labels``); the message names the file.
     """
-    files = source_files(data)
+    spans = resolve_spans(data)
+    files = [path for span in spans for path in span.files] if spans else source_files(data)
+    if spans and len(spans) < data.window:
+        progress(f"data.window is {data.window} but {data.source} has {_plural(len(spans), 'span')}: reading "
+                 f"{'it' if len(spans) == 1 else 'them all'}")
+    file_rows_read: dict[str, int] = {}
     columns = _columns(data, features)
     bounds = _split_bounds(data)
     rows = dict.fromkeys(SPLITS, 0)
@@ -163,6 +176,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                 if now - last_report >= _PROGRESS_SECONDS:
                     progress(f"{total:,} rows read ({total / (now - started):,.0f} rows/s)")
                     last_report = now
+            file_rows_read[path] = file_rows
             if file_rows == 0:
                 header = "a header but " if fmt == "csv" and data.csv.header else ""
                 raise DataError(f"{path}: has {header}no rows; expected at least one data row")
@@ -178,13 +192,15 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         raise DataError(f"{files[0] if len(files) == 1 else data.source}: the {' and '.join(empty)} split(s) got no "
                         f"rows out of {total:,}; expected data large enough for every split (data.split ratios "
                         f"{data.split.train:g}/{data.split.eval:g}/{data.split.test:g})")
+    sha256 = {path: storage.sha256(path) for path in files}
     info = {
         "splits": {split: {"rows": rows[split], "file": os.path.relpath(split_file(examples_dir, split), examples_dir)}
                    for split in SPLITS},
         "ratios": {split: getattr(data.split, split) for split in SPLITS},
         "split_key": data.split.key,
         "sources": files,
-        "source_sha256": {path: storage.sha256(path) for path in files},
+        "source_sha256": sha256,
+        **_span_info(spans, data.window, file_rows_read, sha256),
         "label": features.label,
         "task": features.task,
         **labels.info(),
@@ -192,11 +208,39 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         "groups": {name: {split: dict(sorted(counts.items())) for split, counts in by_split.items()}
                    for name, by_split in groups.items()},
     }
+    if spans:
+        progress(f"reading {_span_numbers([span.number for span in spans])} (window {data.window}): {total:,} rows")
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
     return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels.total_counts()),
                             non_finite=dict(non_finite), label_counts_by_split=info.get("label_counts_by_split", {}),
-                            label_stats=info.get("label_stats", {}))
+                            label_stats=info.get("label_stats", {}), spans=info.get("spans"))
+
+
+def _span_info(spans: list[Span], window: int, file_rows: Mapping[str, int], sha256: Mapping[str, str]) -> dict:
+    """What ``split_info.json`` records of the spans read: nothing without ``{SPAN}``."""
+    if not spans:
+        return {}
+    return {"window": window,
+            "spans": [{"number": span.number, "source": span.source, "files": list(span.files),
+                       "rows": sum(file_rows[path] for path in span.files),
+                       "sha256": {path: sha256[path] for path in span.files}} for span in spans]}
+
+
+def _span_numbers(numbers: list[int]) -> str:
+    """``span 3``, ``spans 2-3``, ``spans 1, 4-6``: increasing numbers, runs shown as ranges."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    shown = ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    return f"span{'s' if len(numbers) > 1 else ''} {shown}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def _count_groups(groups: dict[str, dict[str, Counter]], batch: pa.RecordBatch, row_splits: np.ndarray,
