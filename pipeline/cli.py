@@ -110,11 +110,12 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
 
     try:
         result = generate(args.output, rows=args.rows, seed=args.seed, bias=args.bias, drift=args.drift,
-                          task=args.task)
+                          task=args.task, concept_drift=args.concept_drift)
     except (ValueError, TypeError) as exc:
         raise SluicewayError(f"generate-data: {exc}") from None
     print(f"Wrote {result.rows:,} rows to {result.path} in {result.seconds:.1f}s "
-          f"({result.label_summary()}, bias {args.bias:g}, drift {args.drift:g})")
+          f"({result.label_summary()}, bias {args.bias:g}, drift {args.drift:g}, "
+          f"concept drift {args.concept_drift:g})")
     return 0
 
 
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bias", type=float, default=0.0, help="label unfairness against sex=female (0 = none)")
     p.add_argument("--drift", type=float, default=0.0, help="feature shift and unseen categories (0 = none)")
+    p.add_argument("--concept-drift", type=float, default=0.0, metavar="C",
+                   help="how far the label's dependence on the features changes, 0 to 1, with the features "
+                        "unchanged (0 = none; 1: a model trained at 0 ranks at about chance)")
     p.set_defaults(func=cmd_generate_data)
 
     p = sub.add_parser("compile", help="compile to a Kubeflow Pipelines v2 spec")

@@ -7,11 +7,11 @@ default), multiclass ``risk_tier`` = ``"low"``/``"medium"``/``"high"`` or
 regression ``interest_rate`` (percent).  It is used by the quickstart, the
 examples and the tests of the pipeline components, so it has to be:
 
-* **deterministic** -- the same ``(rows, seed, bias, drift, task, format)``
-  always gives a byte-identical file.  Rows are produced in fixed-size chunks of
+* **deterministic** -- the same ``(rows, seed, bias, drift, concept_drift, task,
+  format)`` always gives a byte-identical file.  Rows are produced in fixed-size chunks of
   :data:`CHUNK_ROWS`; chunk ``i`` uses ``np.random.default_rng([seed, i])``.
-  ``bias`` and ``drift`` only change how the random draws are transformed,
-  never which draws are made, so e.g. ``drift=0`` and ``drift=1`` describe the
+  ``bias``, ``drift`` and ``concept_drift`` only change how the random draws are
+  transformed, never which draws are made, so e.g. ``drift=0`` and ``drift=1`` describe the
   same applicants, one of them seen in a shifted world.  ``task`` only
   changes the label column: the three tasks describe the same applicants.
 * **bounded in memory** -- only one chunk is held at a time.
@@ -80,6 +80,19 @@ values never seen at ``drift=0``: ``employment_type="gig_worker"``,
 ``1 - exp(-0.16 * drift)`` of the rows (about 15 % at ``drift=1``).  The
 labels follow the shifted features: at ``drift=1`` about 60 % of the rows are
 ``high`` risk and the mean interest rate is about 13 %.
+
+``concept_drift`` (0..1) changes what the label means while every feature
+column stays as it is (the same values, byte for byte): the credit-worthiness
+behind every task rotates by ``concept_drift * 90`` degrees from its linear
+function of credit score, debt-to-income, income, ... towards an uncorrelated
+one of loan amount, loan term, education, purpose and region (:func:`_rotate`),
+keeping its mean and spread, so the approval rate, the tiers' shares and the
+rates' spread stay about the same.  At ``concept_drift=1`` a model of the old
+concept ranks no better than chance, while a model trained on the new data
+learns the new concept as well.  Measured: the quickstart's model (wide and
+deep, 20,000 rows, seed 7, eval AUC 0.824) scores the same eval applicants at
+AUC 0.798 / 0.725 / 0.620 / 0.498 with ``concept_drift`` 0.25 / 0.5 / 0.75 / 1;
+a gradient-boosted model trained and tested at 1 reaches 0.836 (0.814 at 0).
 """
 
 from __future__ import annotations
@@ -264,6 +277,20 @@ _PURPOSE_LOGIT = (0.20, 0.15, 0.0, -0.35, -0.10, 0.0, -0.8)
 _REGION_LOGIT = (0.05, -0.05, 0.0, 0.02, -0.02, -0.3)
 _LOGIT_INTERCEPT = 0.05
 
+# Concept drift: the credit-worthiness rotates towards a judgement of other features (_rotate).
+# Its effects, by category code as above; _NEW_MEAN and _NEW_SD are that judgement's mean and
+# spread, _WORTH_MEAN and _WORTH_SD the original credit-worthiness's, all at drift=0 (measured on
+# 1,000,000 rows), so the rotation keeps the label's balance and strength.
+_NEW_LOG_AMOUNT = 0.9
+_NEW_TERM = 0.35
+_NEW_EDUCATION_LOGIT = (-0.6, 0.2, 0.5, 0.7, -0.3)
+_NEW_PURPOSE_LOGIT = (0.9, -0.4, 0.3, 0.8, -0.5, -0.7, -1.0)
+_NEW_REGION_LOGIT = (-0.6, 0.5, 0.4, -0.4, 0.1, -0.5)
+_NEW_MEAN = -0.2508
+_NEW_SD = 1.0060
+_WORTH_MEAN = 0.1147
+_WORTH_SD = 1.7387
+
 _MISSING_RATE = {
     "income": 0.03,
     "years_employed": 0.04,
@@ -293,6 +320,7 @@ class GenerateResult:
     label_mean: float | None = None
     label_min: float | None = None
     label_max: float | None = None
+    concept_drift: float = 0.0
 
     def label_summary(self) -> str:
         """What the label looks like, in a few words (the CLI prints it)."""
@@ -379,6 +407,7 @@ def _make_chunk(
     drift: float,
     width: int,
     task: str = BINARY,
+    concept_drift: float = 0.0,
 ) -> pa.Table:
     """Generate rows ``start .. start+n-1`` as an Arrow table."""
     # All random draws first, in a fixed order and amount, so that bias/drift
@@ -468,6 +497,8 @@ def _make_chunk(
         + np.take(_PURPOSE_LOGIT, purpose)
         + np.take(_REGION_LOGIT, region)
     )
+    if concept_drift:  # skipped at 0, so that data keeps every byte
+        worth = _rotate(worth, concept_drift, loan_amount, term, education, purpose, region)
     label = _label(task, worth, u_label, female, term, bias)
 
     miss = {
@@ -495,6 +526,33 @@ def _make_chunk(
         LABELS[task]: label,
     }
     return pa.Table.from_arrays([columns[c] for c in columns_of(task)], schema=_schema(task))
+
+
+def _rotate(
+    worth: np.ndarray,
+    concept_drift: float,
+    loan_amount: np.ndarray,
+    term: np.ndarray,
+    education: np.ndarray,
+    purpose: np.ndarray,
+    region: np.ndarray,
+) -> np.ndarray:
+    """The credit-worthiness of a changed concept: ``worth`` rotated by ``concept_drift * 90``
+    degrees, about its mean at ``drift=0``, towards a new judgement: a lender who now judges by the
+    loan (small, short loans for homes and businesses), education and region rather than by credit
+    score, debt and income.  That judgement is centred and scaled to the spread of ``worth`` and
+    nearly uncorrelated with it (-0.02), so the label keeps its balance and strength while at
+    ``concept_drift=1`` the old concept no longer tells anything.  The features are untouched."""
+    new = (
+        -_NEW_LOG_AMOUNT * (np.log(loan_amount) - 10.2)
+        - _NEW_TERM * (term - 36) / 12.0
+        + np.take(_NEW_EDUCATION_LOGIT, education)
+        + np.take(_NEW_PURPOSE_LOGIT, purpose)
+        + np.take(_NEW_REGION_LOGIT, region)
+    )
+    new = (new - _NEW_MEAN) * (_WORTH_SD / _NEW_SD)
+    angle = concept_drift * math.pi / 2
+    return _WORTH_MEAN + math.cos(angle) * (worth - _WORTH_MEAN) + math.sin(angle) * new
 
 
 def _logistic(u: np.ndarray) -> np.ndarray:
@@ -568,6 +626,7 @@ def generate(
     bias: float = 0.0,
     drift: float = 0.0,
     task: str = BINARY,
+    concept_drift: float = 0.0,
 ) -> GenerateResult:
     """Write ``rows`` synthetic credit applications to ``path``.
 
@@ -583,7 +642,7 @@ def generate(
     The other columns do not depend on it.
 
     ``seed`` is a non-negative integer; the same ``(rows, seed, bias, drift,
-    task, format)`` always produces a byte-identical file.
+    concept_drift, task, format)`` always produces a byte-identical file.
 
     ``bias`` >= 0 disadvantages **female** applicants (``sex == "female"``):
     binary, their approval logit is lowered by ``bias * BIAS_LOGIT`` (0 means
@@ -598,9 +657,15 @@ def generate(
     ``purpose="crypto"``, ``region="overseas"``), each on about
     ``1 - exp(-0.16 * drift)`` of the rows.  ``drift=0`` never produces them.
 
+    ``concept_drift`` in [0, 1] changes how the label depends on the features
+    (for every task), not the features: their columns are those of
+    ``concept_drift=0``.  At 1 the label follows a judgement of other features,
+    uncorrelated with the original one, so a model trained at 0 ranks at about
+    chance.
+
     Raises ``ValueError`` for an unsupported extension, an unknown task,
-    ``rows < 1``, negative ``seed`` or negative / non-finite ``bias`` or
-    ``drift``.
+    ``rows < 1``, negative ``seed``, negative / non-finite ``bias`` or
+    ``drift``, or ``concept_drift`` outside [0, 1].
     """
     started = time.perf_counter()
     target = os.fspath(path)
@@ -613,12 +678,15 @@ def generate(
     seed = _check_int("seed", seed, 0)
     bias = _check_float("bias", bias)
     drift = _check_float("drift", drift)
+    concept_drift = _check_float("concept_drift", concept_drift)
+    if concept_drift > 1:
+        raise ValueError(f"concept_drift must be between 0 and 1, got {concept_drift:g}")
 
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
     tally = _LabelTally(task)
     with atomic_open(target, "wb") as raw:
-        _write_chunks(raw, fmt, rows, seed, bias, drift, task, tally)
+        _write_chunks(raw, fmt, rows, seed, bias, drift, task, tally, concept_drift)
 
     return GenerateResult(
         path=target,
@@ -631,18 +699,19 @@ def generate(
         size_bytes=os.path.getsize(target),
         task=task,
         label=LABELS[task],
+        concept_drift=concept_drift,
         **tally.summary(rows),
     )
 
 
-def _chunks(rows: int, seed: int, bias: float, drift: float, task: str = BINARY):
+def _chunks(rows: int, seed: int, bias: float, drift: float, task: str = BINARY, concept_drift: float = 0.0):
     """Yield the data set as Arrow tables of at most CHUNK_ROWS rows."""
     chunk_rows = CHUNK_ROWS
     width = max(8, len(str(rows)))
     for index, start in enumerate(range(0, rows, chunk_rows)):
         n = min(chunk_rows, rows - start)
         rng = np.random.default_rng([seed, index])
-        yield _make_chunk(rng, start, n, bias, drift, width, task)
+        yield _make_chunk(rng, start, n, bias, drift, width, task, concept_drift)
 
 
 class _LabelTally:
@@ -677,14 +746,15 @@ class _LabelTally:
 
 
 def _write_chunks(
-    raw, fmt: str, rows: int, seed: int, bias: float, drift: float, task: str, tally: _LabelTally
+    raw, fmt: str, rows: int, seed: int, bias: float, drift: float, task: str, tally: _LabelTally,
+    concept_drift: float = 0.0,
 ) -> None:
     """Stream all chunks into the open binary file ``raw``, adding each to ``tally``."""
     schema = _schema(task)
     if fmt == "parquet":
         writer = pq.ParquetWriter(raw, schema, compression="snappy")
         try:
-            for table in _chunks(rows, seed, bias, drift, task):
+            for table in _chunks(rows, seed, bias, drift, task, concept_drift):
                 tally.add(table)
                 writer.write_table(table, row_group_size=table.num_rows)
         finally:
@@ -697,7 +767,7 @@ def _write_chunks(
     try:
         writer = pacsv.CSVWriter(sink, schema)
         try:
-            for table in _chunks(rows, seed, bias, drift, task):
+            for table in _chunks(rows, seed, bias, drift, task, concept_drift):
                 tally.add(table)
                 writer.write_table(table)
         finally:

@@ -323,3 +323,99 @@ def test_failure_without_existing_target_leaves_nothing(tmp_path, monkeypatch, s
     with pytest.raises(RuntimeError):
         datagen.generate(tmp_path / "d.csv.gz", rows=3_000, seed=0)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- concept drift: the label's dependence on the features changes, the features do not ----------
+
+
+def auc(score, positive) -> float:
+    """The AUC of ``score`` for the boolean ``positive`` (Mann-Whitney, ties counted half)."""
+    ranks = pd.Series(np.asarray(score, dtype=float)).rank().to_numpy()
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@pytest.mark.parametrize("task", datagen.TASKS)
+def test_concept_drift_leaves_every_feature_column_as_it_is(tmp_path, small_chunks, task):
+    datagen.generate(tmp_path / "c0.parquet", rows=3_000, seed=5, task=task)
+    datagen.generate(tmp_path / "c1.parquet", rows=3_000, seed=5, task=task, concept_drift=1.0)
+    before, after = read(tmp_path / "c0.parquet"), read(tmp_path / "c1.parquet")
+    label = datagen.LABELS[task]
+    pd.testing.assert_frame_equal(before.drop(columns=label), after.drop(columns=label))
+    changed = (before[label] != after[label]).mean()
+    assert changed > 0.3, changed  # the label is another one
+
+
+@pytest.mark.parametrize("drift", [0.0, 1.0])
+def test_concept_drift_composes_with_drift_on_the_label_only(tmp_path, drift):
+    datagen.generate(tmp_path / "a.parquet", rows=2_000, seed=2, drift=drift, bias=0.5)
+    datagen.generate(tmp_path / "b.parquet", rows=2_000, seed=2, drift=drift, bias=0.5, concept_drift=0.5)
+    a, b = read(tmp_path / "a.parquet"), read(tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns="approved"), b.drop(columns="approved"))
+    assert (a["approved"] != b["approved"]).any()
+
+
+def test_concept_drift_zero_is_the_data_without_it(tmp_path):
+    datagen.generate(tmp_path / "a.csv", rows=2_000, seed=3, bias=1, drift=1)
+    result = datagen.generate(tmp_path / "b.csv", rows=2_000, seed=3, bias=1, drift=1, concept_drift=0.0)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert result.concept_drift == 0.0
+
+
+def test_concept_drift_moves_the_label_off_the_old_features_onto_others(tmp_path):
+    """What the old concept ranks well (credit score, debt) ranks at chance at C=1, what it ignored
+    (the loan's size) now ranks; the approval rate stays about the same all along."""
+    by_c = {}
+    for c in (0.0, 0.5, 1.0):
+        datagen.generate(tmp_path / "d.parquet", rows=20_000, seed=12, concept_drift=c)
+        df = read(tmp_path / "d.parquet")
+        approved = df["approved"] == "yes"
+        by_c[c] = {"credit": auc(df["credit_score"], approved), "debt": auc(-df["debt_to_income"], approved),
+                   "small_loan": auc(-df["loan_amount"], approved), "rate": approved.mean()}
+    assert by_c[0.0]["credit"] > 0.70 and by_c[0.0]["debt"] > 0.65
+    assert by_c[0.0]["credit"] > by_c[0.5]["credit"] > by_c[1.0]["credit"]
+    assert abs(by_c[1.0]["credit"] - 0.5) < 0.05
+    assert by_c[1.0]["debt"] < by_c[0.0]["debt"] - 0.08  # what is left: small loans weigh less on the debt
+    assert abs(by_c[0.0]["small_loan"] - 0.5) < 0.05 and by_c[1.0]["small_loan"] > 0.65
+    for c, figures in by_c.items():
+        assert 0.45 <= figures["rate"] <= 0.60, (c, figures)
+
+
+def test_concept_drift_changes_every_task_and_keeps_its_balance(tmp_path):
+    datagen.generate(tmp_path / "m0.parquet", rows=10_000, seed=6, task="multiclass")
+    datagen.generate(tmp_path / "m1.parquet", rows=10_000, seed=6, task="multiclass", concept_drift=1.0)
+    m0, m1 = read(tmp_path / "m0.parquet"), read(tmp_path / "m1.parquet")
+    risky = {name: frame["risk_tier"] == "high" for name, frame in (("m0", m0), ("m1", m1))}
+    assert auc(-m0["credit_score"], risky["m0"]) > 0.70
+    assert abs(auc(-m1["credit_score"], risky["m1"]) - 0.5) < 0.04
+    for share in m1["risk_tier"].value_counts(normalize=True):
+        assert 0.25 <= share <= 0.42
+    datagen.generate(tmp_path / "r0.parquet", rows=10_000, seed=6, task="regression")
+    datagen.generate(tmp_path / "r1.parquet", rows=10_000, seed=6, task="regression", concept_drift=1.0)
+    r0, r1 = read(tmp_path / "r0.parquet"), read(tmp_path / "r1.parquet")
+    assert r0["interest_rate"].corr(r0["credit_score"], method="spearman") < -0.5
+    assert abs(r1["interest_rate"].corr(r1["credit_score"], method="spearman")) < 0.1
+    assert r1["interest_rate"].corr(np.log(r1["loan_amount"]), method="spearman") > 0.3
+    assert abs(r1["interest_rate"].mean() - r0["interest_rate"].mean()) < 1.0
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), float("inf")])
+def test_concept_drift_outside_0_to_1_raises(tmp_path, value):
+    with pytest.raises(ValueError, match="concept_drift"):
+        datagen.generate(tmp_path / "d.csv", rows=10, seed=0, concept_drift=value)
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_cli_concept_drift(tmp_path, capsys):
+    from pipeline.cli import main
+
+    path = tmp_path / "d.csv"
+    assert main(["generate-data", "-o", str(path), "--rows", "300", "--seed", "4", "--concept-drift", "0.5"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(", bias 0, drift 0, concept drift 0.5)"), line
+    datagen.generate(tmp_path / "same.csv", rows=300, seed=4, concept_drift=0.5)
+    assert path.read_bytes() == (tmp_path / "same.csv").read_bytes()
+    assert main(["generate-data", "-o", str(tmp_path / "bad.csv"), "--rows", "30", "--concept-drift", "2"]) == 1
+    assert "generate-data: concept_drift must be between 0 and 1, got 2" in capsys.readouterr().err
+    assert not (tmp_path / "bad.csv").exists()

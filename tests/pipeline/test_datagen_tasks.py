@@ -228,7 +228,7 @@ def test_cli_prints_the_label_summary(tmp_path, capsys):
                      "--task", task]) == 0
         line = capsys.readouterr().out.strip()
         assert line.startswith(f"Wrote 300 rows to {path} in ") and expected in line, line
-        assert line.endswith(", bias 0.5, drift 0)")
+        assert line.endswith(", bias 0.5, drift 0, concept drift 0)")
         assert list(read(path).columns)[-1] == datagen.LABELS[task]
 
 
