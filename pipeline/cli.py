@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 a component or unexpected failure, 2 a configuration error, 3 bad input
 data, 4 data validation anomalies (``validation.on_anomaly: fail``), 5 the push was blocked by a gate
-(a verdict: the run itself completed), 130 or 143 the run was cancelled by SIGINT or SIGTERM.
+(a verdict: the run itself completed), 6 ``sluiceway monitor`` found retraining due (a verdict: the
+serving model no longer fits the data; with ``--retrain`` the exit code is the retraining run's), 130 or
+143 the run was cancelled by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -70,9 +72,15 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"outputs under {result.run_dir}")
         return verdict_exit_code(result)
     from pipeline.runner import run_pipeline
-    from pipeline.specs import COMPONENTS
 
     result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
+    return _print_run(result)
+
+
+def _print_run(result) -> int:
+    """What ``sluiceway run`` prints after a local run, and its exit code."""
+    from pipeline.specs import COMPONENTS
+
     ran_again = [o.name for o in result.components if o.state == "executed" and not COMPONENTS[o.name].cache]
     if result.cached and result.executed == len(ran_again):
         print(f"Nothing changed: all {result.cached} cacheable components reused cached outputs"
@@ -105,6 +113,121 @@ def verdict_exit_code(result) -> int:
     return result.blocked[0].exit_code if result.blocked else 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import json
+
+    from components.monitor.core import SUMMARY_FILE
+    from pipeline.runner import run_pipeline
+    from pipeline.specs import MONITOR, MONITORING_REPORT, Components
+
+    config = _load(args.file)
+    if args.data:
+        data = args.data if "://" in args.data else os.path.abspath(args.data)
+        config = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"source": data})})
+    echo = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result = run_pipeline(config, args.file, components=Components([MONITOR]), echo=echo)
+    outcome = result.outcome(MONITOR.name)
+    with open(os.path.join(outcome.outputs["findings"], SUMMARY_FILE), encoding="utf-8") as handle:
+        summary = json.load(handle)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_monitoring(summary, os.path.join(outcome.outputs["monitoring_report"], MONITORING_REPORT.file_name))
+    if not summary["retrain"]:
+        return 0
+    if not args.retrain:
+        print(f"Retraining is due: run `sluiceway monitor {args.file} --retrain`, or `sluiceway run {args.file}` "
+              "(exit code 6)", file=sys.stderr)
+        return MONITOR.verdict.exit_code
+    return _retrain(config, args.file, summary, echo)
+
+
+def print_monitoring(summary: dict, report: str) -> None:
+    """The monitor's findings as tables: every feature's distance, the anomalies, the metrics now and
+    at push, every reason and the verdict."""
+    from components.monitor.core import MEASURE_NAMES, reasons_table
+    from pipeline.provenance import spans_text
+    from pipeline.table import text_table
+
+    serving, data = summary["serving"], summary["data"]
+    trained = serving["trained_on"]
+    spans = trained.get("spans")
+    print(f"Serving version {serving['version']} (pushed {serving.get('pushed_at') or '?'} by run "
+          f"{serving.get('run') or '?'}; trained on "
+          + (f"span{'s' if len(spans) > 1 else ''} {spans_text(spans)}" if spans else "data.source")
+          + (f", {trained['rows']:,} rows" if trained.get("rows") else "") + ")")
+    print(f"Judged: {data['rows']:,} rows of {data['source']}" + (f" (span {data['span']})" if data['span'] is not None
+                                                                  else "")
+          + ("" if data["labelled"] else "; no labels, so drift only"))
+    if summary["drift"]:
+        print("\nDrift against the serving model's train split (every feature):")
+        print(text_table(("feature", "type", "measure", "distance", "threshold", "test p (Holm)", "decision"), [
+            (m["feature"], m["type"], MEASURE_NAMES.get(m["measure"], m["measure"]),
+             f"{m['value']:.4f}", f"{m['threshold']:g}",
+             "-" if m["holm_p_value"] is None else f"{m['holm_p_value']:.2g}",
+             m["decision"] + (f" (KS gap {m['statistic']:.3g})" if m["decision"] == "drift"
+                              and m["value"] <= m["threshold"] and m.get("statistic") is not None else ""))
+            for m in summary["drift"]]))
+    if summary["anomalies"]:
+        print("\nSchema anomalies:")
+        print(text_table(("feature", "anomaly", "description"),
+                         [(a["feature"], a["anomaly"], a["description"]) for a in summary["anomalies"]], max_width=80))
+    evaluation = summary["evaluation"]
+    if evaluation:
+        rows = [m for m in evaluation["metrics"] if m["metric"] == evaluation["metric"]]
+        print(f"\nThe serving model on this data ({evaluation['metric']}, now vs at push):")
+        print(text_table(("slice", "examples", "at push", "now", "change"), [
+            (m["slice"], f"{m['size']:,}", _figure(m["at_push"]), _figure(m["now"]),
+             "-" if m["change"] is None else f"{m['change']:+.4f}") for m in rows]))
+    if summary["reasons"]:
+        print(f"\n{len(summary['reasons'])} finding(s):")
+        print(reasons_table(summary["reasons"]))
+    due = summary["retrain"]
+    print(f"\nVerdict: {summary['verdict']}; " + ("retraining is due (monitoring.retrain_on: "
+                                                 + ", ".join(summary["retrain_on"]) + ")" if due
+                                                 else "no retraining due"))
+    print(f"Report: {report}")
+
+
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _retrain(config, config_file: str, summary: dict, echo) -> int:
+    """Runs the whole pipeline because the monitor found retraining due; the new model is pushed only
+    if it passes the same gates (no-regression against the serving model included)."""
+    from components.example_gen import sources
+    from pipeline.provenance import spans_text
+    from pipeline.runner import run_pipeline
+
+    data = config.data
+    if sources.SPAN in data.source:
+        window = sources.resolve_spans(data)[-data.window:]
+        numbers = [span.number for span in window]
+        judged = summary["data"]["span"]
+        note = "" if judged is None or judged in numbers else \
+            f"; the judged data (span {judged}) is not in the window"
+        echo(f"Retraining on span{'s' if len(numbers) > 1 else ''} {spans_text(numbers)} of {data.source} "
+             f"(data.window {data.window}){note}")
+    else:
+        echo(f"Retraining on {data.source}" + ("" if summary["data"]["span"] is not None else
+                                               " (the judged data is not part of data.source)"))
+    reasons = "; ".join(f"{r['kind']} {r['what']}" + (f" [{r['slice']}]" if r["slice"] not in ("-", "overall") else "")
+                        for r in summary["reasons"] if r["triggers_retrain"])
+    result = run_pipeline(config, config_file, echo=echo,
+                          annotations={"triggered_by": summary["run"], "trigger_verdict": summary["verdict"],
+                                       "trigger_reasons": reasons[:2000]})
+    code = _print_run(result)
+    pusher = next((o for o in result.components if o.name == "Pusher"), None)
+    if pusher and pusher.state == "executed" and pusher.figures.get("pushed"):
+        print(f"Retrained: version {pusher.figures.get('version')} now serves, replacing "
+              f"{summary['serving']['version']}")
+    else:
+        print(f"Retrained, but nothing was pushed: version {summary['serving']['version']} still serves"
+              + (f" ({pusher.skipped_because})" if pusher and pusher.skipped_because else ""))
+    return code
+
+
 def cmd_generate_data(args: argparse.Namespace) -> int:
     from pipeline.datagen import generate
 
@@ -121,11 +244,26 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipeline.compiler import compile_pipeline, host_path_warnings
+    from pipeline.specs import COMPONENTS, retrain_if_due
 
     config = _load(args.file)
-    path = compile_pipeline(config, args.output)
-    _warn(args.file, host_path_warnings(config))
-    print(f"Compiled '{config.pipeline.name}' for Kubeflow Pipelines v2: {path} (image {config.kubeflow.image})")
+    components = retrain_if_due() if args.monitor else COMPONENTS
+    path = compile_pipeline(config, args.output, components)
+    _warn(args.file, host_path_warnings(config, components))
+    what = " (continuous training: the Monitor first, training only when it finds retraining due)" if args.monitor \
+        else ""
+    print(f"Compiled '{config.pipeline.name}' for Kubeflow Pipelines v2{what}: {path} (image {config.kubeflow.image})")
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.provenance import format_lineage, version_lineage
+
+    config = _load(args.file)
+    lineage = version_lineage(config, version=args.version, run=args.run)
+    print(json.dumps(lineage, indent=2) if args.json else format_lineage(lineage))
     return 0
 
 
@@ -258,6 +396,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pipeline import schedule, submit
+
+    with submit.package_file(args.output) as package:   # a temporary package is removed at the end
+        plan = schedule.prepare_schedule(args.file, host=args.host, cron=args.cron, experiment=args.experiment,
+                                         name=args.name, namespace=args.namespace, package=package,
+                                         package_kept=bool(args.output))
+        _warn(args.file, plan.warnings)
+        if args.dry_run:
+            print("Dry run: nothing was sent. This is what `schedule` would create:")
+            print(plan.describe())
+            return 0
+        print(f"Scheduling {plan.pipeline_name} on {plan.host} (experiment '{plan.experiment}', "
+              f"cron {plan.kfp_cron!r})")
+        recurring_run_id, outcome = schedule.send_schedule(plan)
+    print(f"Recurring run {plan.name} {outcome}: id {recurring_run_id}")
+    print(f"See it at {plan.host.rstrip('/')}/#/recurringrun/details/{recurring_run_id}")
+    return 0
+
+
 def cmd_build_image(args: argparse.Namespace) -> int:
     import shlex
 
@@ -293,6 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", choices=COMPONENTS.names, help="run only this component and what it needs")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("monitor", help="judge new data against the serving model; say whether to retrain")
+    p.add_argument("file", help="pipeline YAML")
+    p.add_argument("--data", help="the data to judge: a file, folder or glob (CSV, Parquet or TFRecord, with or "
+                                  "without labels); default monitoring.source, else the latest span of data.source")
+    p.add_argument("--retrain", action="store_true",
+                   help="when retraining is due, run the pipeline (the new model is pushed only if it passes the "
+                        "gates)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
+    p.set_defaults(func=cmd_monitor)
+
     p = sub.add_parser("validate-config", help="check a pipeline YAML without running anything")
     p.add_argument("file")
     p.set_defaults(func=cmd_validate_config)
@@ -315,7 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile to a Kubeflow Pipelines v2 spec")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="output YAML")
+    p.add_argument("--monitor", action="store_true",
+                   help="compile the continuous-training pipeline: the Monitor first, every training task under "
+                        "dsl.If on its retrain verdict")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("lineage", help="where a pushed version came from, and what has judged it since")
+    p.add_argument("file")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="a pushed version (default: the one serving)")
+    which.add_argument("--run", help="the version this training run pushed")
+    p.add_argument("--json", action="store_true", help="print JSON, for tools")
+    p.set_defaults(func=cmd_lineage)
 
     p = sub.add_parser("submit", help="compile and start a run on a Kubeflow Pipelines cluster")
     p.add_argument("file")
@@ -328,6 +507,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="also keep the compiled package here")
     p.add_argument("--dry-run", action="store_true", help="compile and print what would be sent; send nothing")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("schedule", help="create or update a Kubeflow Pipelines recurring run of the "
+                                        "continuous-training pipeline (the Monitor, then training when due)")
+    p.add_argument("file")
+    p.add_argument("--host", help="the Kubeflow Pipelines API, e.g. http://localhost:8080 (port-forwarded)")
+    p.add_argument("--cron", required=True,
+                   help='when to run, as in crontab: "0 3 * * *" is 03:00 every day (6 fields, seconds first, '
+                        "are taken as they are)")
+    p.add_argument("--experiment", help="experiment name (default: the pipeline's name)")
+    p.add_argument("--name", help="recurring run name (default: <pipeline>-continuous-training); one of that name "
+                                  "in the experiment is replaced")
+    p.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installations)")
+    p.add_argument("-o", "--output", help="also keep the compiled package here")
+    p.add_argument("--dry-run", action="store_true", help="compile and print what would be created; send nothing")
+    p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("build-image", help="build the image the compiled components run in (docker or podman)")
     p.add_argument("file", nargs="?", help="pipeline YAML whose kubeflow.image is the tag (default "
@@ -378,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {cancelled}; a local run is recorded as failed (cancelled)", file=sys.stderr)
         return cancelled.exit_code
     finally:
-        if args.command == "run":
+        if args.command in ("run", "monitor") and not getattr(args, "json", False):
             print(f"Finished in {time.monotonic() - started:.1f}s.")
 
 

@@ -125,6 +125,7 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, components:
         bound.apply_defaults()
         params = bound.arguments
         tasks = {}
+        scopes = _Scopes(tasks)
         for spec in components:
             component = kfp_components[spec.name]
             arguments = {}
@@ -135,12 +136,14 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, components:
                         arguments[name] = tasks[ref.component].outputs[ref.output]
                 else:
                     arguments[name] = params[name]
-            task = _under_conditions(conditions_of(spec, components), tasks, lambda: component(**arguments))
+            scopes.enter(conditions_of(spec, components))
+            task = component(**arguments)
             task.set_display_name(spec.name)
             apply_task_settings(task, spec, config)
             for name in spec.after:
                 task.after(tasks[name])
             tasks[spec.name] = task
+        scopes.enter([])
 
     body.__signature__ = signature  # type: ignore[attr-defined]
     body.__name__ = body.__qualname__ = config.pipeline.name.replace("-", "_").replace(".", "_")
@@ -149,16 +152,32 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, components:
     return dsl.pipeline(body, name=config.pipeline.name, pipeline_root=config.kubeflow.pipeline_root)
 
 
-def _under_conditions(conditions: list[Condition], tasks: dict, make):
-    """``make()`` inside one ``dsl.If`` per condition, nested."""
-    from kfp import dsl
+class _Scopes:
+    """The ``dsl.If`` blocks tasks are created in, one per condition, nested in order.
 
-    if not conditions:
-        return make()
-    first, rest = conditions[0], conditions[1:]
-    with dsl.If(tasks[first.component].outputs[first.parameter] == True,  # noqa: E712 - a KFP expression
-                name=f"{first.component}-{first.parameter}"):
-        return _under_conditions(rest, tasks, make)
+    Consecutive tasks under the same conditions share the blocks (KFP refuses a task that depends on
+    one inside another block of the same condition): a task under ``[A, B]`` after one under ``[A]``
+    opens ``B`` inside the open ``A``; one under ``[]`` closes them. The order is topological and a
+    task's conditions include those of what it waits for, so a block is never needed again once closed.
+    """
+
+    def __init__(self, tasks: dict):
+        self.tasks = tasks
+        self.open: list[tuple[Condition, object]] = []
+
+    def enter(self, conditions: list[Condition]) -> None:
+        from kfp import dsl
+
+        keep = 0
+        while keep < min(len(self.open), len(conditions)) and self.open[keep][0] == conditions[keep]:
+            keep += 1
+        while len(self.open) > keep:
+            self.open.pop()[1].__exit__(None, None, None)
+        for condition in conditions[keep:]:
+            block = dsl.If(self.tasks[condition.component].outputs[condition.parameter] == True,  # noqa: E712
+                           name=f"{condition.component}-{condition.parameter}")
+            block.__enter__()
+            self.open.append((condition, block))
 
 
 def apply_task_settings(task, spec: ComponentSpec, config: PipelineConfig) -> None:

@@ -1008,6 +1008,27 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
             problem = _not_declared_as(name, "numeric", features)
             if problem:
                 problems.add(("evaluator", "bands", name), problem)
+    monitoring: Optional[MonitoringConfig] = sections.get("monitoring")
+    if monitoring is not None:
+        for name in monitoring.thresholds:
+            if name not in features.feature_names:
+                problems.add(("monitoring", "thresholds", name), f"{name} is not declared under features (expected a "
+                                                                  "feature of features.numeric or features.categorical)")
+        allowed = evaluator_metrics.regression_metrics_of_task(features.task)
+        for i, check in enumerate(monitoring.degradation):
+            if check.metric is not None and check.metric not in allowed:
+                problems.add(("monitoring", "degradation", i, "metric"),
+                             f"{check.metric} is not a metric of the {features.task} task (features.task); the "
+                             f"{features.task} task has {', '.join(allowed)}")
+            undeclared = [n for n in check.per or [] if n not in features.feature_names]
+            unbanded = [n for n in check.per or [] if n in features.numeric
+                        and (evaluator is None or n not in evaluator.bands)]
+            if undeclared:
+                problems.add(("monitoring", "degradation", i, "per"),
+                             f"names {', '.join(undeclared)}, not declared under features")
+            elif unbanded:
+                problems.add(("monitoring", "degradation", i, "per"),
+                             f"uses the numeric feature(s) {', '.join(unbanded)}: slice them by bands (evaluator.bands)")
     return [(loc, "; ".join(messages)) for loc, messages in problems.by_loc.items()]
 
 
@@ -1038,6 +1059,55 @@ def cross_section_warnings(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
             and gate.feature not in features.sensitive]
 
 
+RETRAIN_REASONS = ("data_drift", "degradation", "fairness")
+# The metric whose fall on new labelled data is degradation, by task, when monitoring.degradation names none
+DEGRADATION_METRICS = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
+
+
+class DegradationCheck(Section):
+    """How far the serving model's metric on new labelled data may fall below its figure at push."""
+
+    metric: Optional[RegressionMetricName] = Field(
+        None, description="The metric compared; default by task: auc (binary), accuracy (multiclass), rmse "
+                          "(regression, where a rise is the fall).")
+    max_drop: Annotated[float, Field(strict=True, ge=0), AfterValidator(_finite),
+                        Expected("a finite number of at least 0")] = Field(
+        0.05, description="Largest allowed fall below the figure recorded when the model was pushed.")
+    relative: bool = Field(False, description="max_drop as a fraction of the figure at push.")
+    per: Optional[list[ColumnName]] = Field(None, description="Check every slice of these features, not overall.")
+
+    def metric_of(self, task: str) -> str:
+        return self.metric or DEGRADATION_METRICS[task]
+
+
+class MonitoringConfig(Section):
+    """``sluiceway monitor``: new data compared with what the serving model was trained on, and when
+    to retrain."""
+
+    source: Optional[PathStr] = Field(
+        None, description="The data to judge: a file, folder or glob (CSV, Parquet or TFRecord of tf.Example, with "
+                          "or without the label column). Default: the latest span of data.source. `sluiceway monitor "
+                          "--data PATH` overrides it.")
+    format: Literal["auto", "csv", "parquet", "tfrecord"] = Field(
+        "auto", description="File format of the source; 'auto' decides by file extension.")
+    drift: Optional[ComparatorThresholds] = Field(
+        None, description="Drift thresholds and false-alarm rate against the serving model's train split. Default: "
+                          "validation.drift.")
+    thresholds: dict[ColumnName, Fraction] = Field(
+        default_factory=dict, description="Per-feature distance thresholds overriding drift's (L-infinity for a "
+                                          "categorical feature, Jensen-Shannon divergence for a numeric one).")
+    retrain_on: list[Literal["data_drift", "degradation", "fairness"]] = Field(
+        default_factory=lambda: list(RETRAIN_REASONS),
+        description="Which findings make retraining due: data_drift (a drifted feature or a schema anomaly), "
+                    "degradation (a metric fell or a metric gate fails on the new data), fairness (a fairness gate "
+                    "fails on the new data).")
+    min_rows: Annotated[int, Field(strict=True, ge=1), Expected("a whole number of at least 1")] = Field(
+        500, description="Fewer rows than this are too few to judge: the monitor stops with a data error.")
+    degradation: list[DegradationCheck] = Field(
+        default_factory=lambda: [DegradationCheck()],
+        description="With labels: how far the serving model's metrics may fall below their figures at push.")
+
+
 class PipelineConfig(Section):
     """A whole pipeline file."""
 
@@ -1052,6 +1122,7 @@ class PipelineConfig(Section):
     evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
     pusher: PusherConfig = Field(default_factory=PusherConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "PipelineConfig":

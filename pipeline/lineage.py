@@ -68,6 +68,7 @@ class RunSummary:
     finished: float | None
     config_file: str
     figures: dict[str, object]
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 class StoreDamaged(SluicewayError):
@@ -174,12 +175,15 @@ class Lineage:
         return self._type_ids[key]
 
     # -- runs --------------------------------------------------------------------------------
-    def start_run(self, pipeline: str, run_id: str, config_file: str) -> mlmd.Context:
-        """Records a new run (status RUNNING) under the pipeline's context."""
+    def start_run(self, pipeline: str, run_id: str, config_file: str,
+                  annotations: Mapping[str, str] | None = None) -> mlmd.Context:
+        """Records a new run (status RUNNING) under the pipeline's context, with its annotations
+        (``annotation:<key>`` properties: why it ran, e.g. the monitor run that triggered it)."""
         parent = self._pipeline_context(pipeline)
         run = mlmd.Context(type_id=self._context_type(RUN_CONTEXT), name=f"{pipeline}/{run_id}")
         _set(run.custom_properties, {"run_id": run_id, "status": "RUNNING", "started": time.time(),
-                                     "config_file": config_file, "pid": os.getpid(), "host": socket.gethostname()})
+                                     "config_file": config_file, "pid": os.getpid(), "host": socket.gethostname(),
+                                     **{f"annotation:{k}": str(v) for k, v in (annotations or {}).items()}})
         [run.id] = self.store.put_contexts([run])
         self.store.put_parent_contexts([mlmd.ParentContext(child_id=run.id, parent_id=parent.id)])
         return run
@@ -237,7 +241,8 @@ class Lineage:
                 run_id=str(props.get("run_id", context.name)), status=str(props.get("status", "UNKNOWN")),
                 started=float(props.get("started", 0.0)), finished=props.get("finished"),
                 config_file=str(props.get("config_file", "")),
-                figures={k[len("figure:"):]: v for k, v in props.items() if k.startswith("figure:")}))
+                figures={k[len("figure:"):]: v for k, v in props.items() if k.startswith("figure:")},
+                annotations={k[len("annotation:"):]: str(v) for k, v in props.items() if k.startswith("annotation:")}))
         return sorted(out, key=lambda r: r.started)
 
     def executions_of_run(self, run: mlmd.Context) -> list[mlmd.Execution]:

@@ -73,6 +73,7 @@ class RunResult:
     status: str  # SUCCEEDED | BLOCKED | FAILED
     components: list[ComponentOutcome]
     blocked: list[Blocked] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def executed(self) -> int:
@@ -149,7 +150,7 @@ def negative_verdicts(specs: Components, outcomes: Mapping[str, ComponentOutcome
 
 def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = True,
                  until: str | None = None, echo: Callable[[str], None] = print,
-                 components: Components = COMPONENTS) -> RunResult:
+                 components: Components = COMPONENTS, annotations: Mapping[str, str] | None = None) -> RunResult:
     """Runs the pipeline locally.
 
     Args:
@@ -159,6 +160,8 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
         until: Run only this component and what it depends on.
         echo: Receives progress lines.
         components: The components to run (default: sluiceway's pipeline).
+        annotations: Recorded with the run (ML Metadata and ``run.json``), e.g. ``triggered_by``: the
+            monitor run whose verdict started this one.
 
     Returns:
         The run's outcome per component. A run whose components all complete has status SUCCEEDED,
@@ -183,7 +186,8 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
     os.makedirs(run_dir)
     lock = RunLock(run_dir)
     try:
-        return _run(specs, components, config, config_file, use_cache, echo, lineage, run_id, run_dir)
+        return _run(specs, components, config, config_file, use_cache, echo, lineage, run_id, run_dir,
+                    dict(annotations or {}))
     finally:
         lock.release()
 
@@ -205,8 +209,9 @@ def check_preflight(specs: Components, config: PipelineConfig, config_file: str)
 
 
 def _run(specs: Components, components: Components, config: PipelineConfig, config_file: str, use_cache: bool,
-         echo: Callable[[str], None], lineage: Lineage, run_id: str, run_dir: str) -> RunResult:
-    run = lineage.start_run(config.pipeline.name, run_id, os.path.abspath(config_file))
+         echo: Callable[[str], None], lineage: Lineage, run_id: str, run_dir: str,
+         annotations: dict[str, str]) -> RunResult:
+    run = lineage.start_run(config.pipeline.name, run_id, os.path.abspath(config_file), annotations)
     echo(f"Run {run_id} of pipeline '{config.pipeline.name}' ({len(specs)} components, "
          f"cache {'on' if use_cache else 'off'})")
     artifacts: dict[tuple[str, str], StoredArtifact] = {}
@@ -272,7 +277,7 @@ def _run(specs: Components, components: Components, config: PipelineConfig, conf
         if isinstance(failure, RunCancelled):
             figures["cancelled"] = failure.signal_name
         lineage.finish_run(run, status, figures)
-        result = RunResult(run_id, run_dir, status, list(outcomes.values()), blocked)
+        result = RunResult(run_id, run_dir, status, list(outcomes.values()), blocked, annotations)
         write_run_file(result, config_file)
     if failure:
         raise failure
@@ -400,6 +405,7 @@ def write_run_file(result: RunResult, config_file: str) -> None:
             for c in result.components
         ],
         "blocked": [{"component": b.component, "reason": b.reason, "exit_code": b.exit_code} for b in result.blocked],
+        "annotations": result.annotations,
     }
     atomic_write_json(os.path.join(result.run_dir, RUN_FILE), body, indent=2)
 

@@ -10,6 +10,7 @@ Adding a component is a ``components/<name>/`` package with a ``core.execute`` p
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import importlib
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluatio
 MODEL_BLESSING = ArtifactType("ModelBlessing", "Artifact")
 FAIRNESS_REPORT = ArtifactType("FairnessReport", "HTML", "fairness_report.html")
 PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
+MODEL_MONITORING = ArtifactType("ModelMonitoring", "Artifact")
+MONITORING_REPORT = ArtifactType("ModelMonitoringReport", "HTML", "monitoring_report.html")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -437,6 +440,9 @@ PUSHER = ComponentSpec(
         "blessing": InputRef("Evaluator", "blessing"),
         "evaluation": InputRef("Evaluator", "evaluation"),
         "examples": InputRef("ExampleGen", "examples"),
+        # kept in the version: what the Monitor compares new data with
+        "statistics": InputRef("StatisticsGen", "statistics"),
+        "schema": InputRef("SchemaGen", "schema"),
     },
     outputs={"pushed_model": PUSHED_MODEL},
     run_if=(Condition("Evaluator", "blessed"),),
@@ -445,11 +451,33 @@ PUSHER = ComponentSpec(
     preflight="components.pusher.preflight:check_destination",
 )
 
+MONITOR = ComponentSpec(
+    name="Monitor",
+    module="components.monitor",
+    doc="Judges new data against the serving model's training data (TFDV) and, with labels, its metrics and "
+        "gates on it (TFMA); says whether retraining is due.",
+    sections=("monitoring", "data", "features", "validation", "evaluator", "pusher", "beam"),
+    outputs={"findings": MODEL_MONITORING, "monitoring_report": MONITORING_REPORT},
+    parameters={"verdict": str, "retrain": bool, "fits": bool, "reasons": str},
+    verdict=Verdict("fits", reason="reasons", exit_code=6),
+    summary=("verdict",),
+    headline="Monitor: {verdict} (serving version {serving_version}, {rows} rows); report {monitoring_report}",
+    cache=False,       # what serves and what arrived change outside the pipeline: judge every time
+    kfp_cache=False,
+)
+
 # The pipeline sluiceway runs; the order is derived, not kept by hand.
 COMPONENTS = Components([EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER,
                          BASELINE_RESOLVER, EVALUATOR, PUSHER])
 COMPONENTS_BY_NAME: Mapping[str, ComponentSpec] = COMPONENTS.by_name
 COMPONENT_NAMES: tuple[str, ...] = COMPONENTS.names
+
+
+def retrain_if_due(components: Components = COMPONENTS) -> Components:
+    """The continuous-training pipeline: the Monitor first, and every component of ``components``
+    running only when it says retraining is due (``dsl.If`` on ``Monitor.retrain`` when compiled)."""
+    due = Condition(MONITOR.name, "retrain")
+    return Components([MONITOR, *(dataclasses.replace(spec, run_if=(due, *spec.run_if)) for spec in components)])
 
 
 def upstream_of(name: str) -> Components:

@@ -174,6 +174,39 @@ def run_example_validator(statistics_dir: str, schema_dir: str, anomalies_dir: s
     return result
 
 
+def validate_against_train(train, stats, schema, thresholds: ComparatorThresholds, features: FeaturesConfig,
+                           name: str, per_feature: Mapping[str, float] | None = None):
+    """Validates one data set's statistics against a schema and a train split's statistics: TFDV's
+    schema checks, and every feature's drift distance decided as ``run_example_validator`` decides
+    (threshold, then the two-sample test with Holm's correction over this data set's features).
+
+    Args:
+        train: The train split's ``DatasetFeatureStatisticsList``.
+        stats: The statistics of the data judged.
+        schema: The schema (a ``Schema`` proto; not changed).
+        thresholds: Drift thresholds and false-alarm rate.
+        features: The ``features`` section.
+        name: What the data set is called in the results (the ``split`` of each anomaly and measure).
+        per_feature: Distance thresholds of single features, overriding ``thresholds``.
+
+    Returns:
+        TFDV's Anomalies proto (with the drift verdicts decided here), the anomalies and every
+        drift measurement.
+    """
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    judged = schema_pb2.Schema()
+    judged.CopyFrom(schema)
+    _add_comparators(judged, features, thresholds, "drift_comparator", per_feature)
+    result = tfdv.validate_statistics(stats, judged, previous_statistics=train)
+    measured = [(name, stats, "drift", m, info.path) for info in result.drift_skew_info
+                for m in info.drift_measurements]
+    measures = _decide(measured, train, {"drift": thresholds})
+    _replace_comparator_verdicts(result, measures)
+    return result, _anomalies(name, result), measures
+
+
 def _decide(measured, train, thresholds: Mapping[str, Optional[ComparatorThresholds]]) -> list[DriftMeasure]:
     """Each TFDV measurement with its test and decision. The p-values of a kind (drift, skew) over
     every feature and split are corrected together (Holm) and compared with that kind's
@@ -284,18 +317,18 @@ def _anomalies(split: str, result) -> list[Anomaly]:
     return found
 
 
-def _add_comparators(schema, features: FeaturesConfig, thresholds: ComparatorThresholds, field: str) -> None:
+def _add_comparators(schema, features: FeaturesConfig, thresholds: ComparatorThresholds, field: str,
+                     per_feature: Mapping[str, float] | None = None) -> None:
     import tensorflow_data_validation as tfdv
 
     present = {f.name for f in schema.feature}
-    if thresholds.categorical_linf is not None:
-        for name in features.categorical:
-            if name in present:
-                getattr(tfdv.get_feature(schema, name), field).infinity_norm.threshold = thresholds.categorical_linf
-    if thresholds.numeric_jsd is not None:
-        for name in features.numeric:
-            if name in present:
-                getattr(tfdv.get_feature(schema, name), field).jensen_shannon_divergence.threshold = thresholds.numeric_jsd
+    per_feature = per_feature or {}
+    for names, default, measure in ((features.categorical, thresholds.categorical_linf, "infinity_norm"),
+                                    (features.numeric, thresholds.numeric_jsd, "jensen_shannon_divergence")):
+        for name in names:
+            threshold = per_feature.get(name, default)
+            if name in present and threshold is not None:
+                getattr(getattr(tfdv.get_feature(schema, name), field), measure).threshold = threshold
 
 
 def _write_report(result: ValidationResult, report_path: str, splits: tuple[str, ...], rates: dict) -> None:

@@ -64,12 +64,14 @@ from typing import Callable, Mapping
 
 from components.common.model_fingerprint import ModelUnreadable, model_fingerprint
 from components.common.tree_model import ensure_tree_ops
+from components.monitor.reference import REFERENCE_DIR, TRAIN_STATISTICS_FILE
 from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_temporaries, entries, held_lock,
                                         is_url, join, latest, model_record, model_sha256, read_manifest,
                                         taken_numbers, temporary_name, version_problem)
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
-from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
+from pipeline.files import file_sha256
+from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SCHEMA_FILE, SPLIT_INFO_FILE, STATS_FILE
 
 SERVING_SIGNATURE = "serving_default"  # what TF Serving calls when a request names no signature
 
@@ -91,22 +93,51 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             {name: section.model_dump(mode="json", by_alias=True) for name, section in sorted(config.items())},
             sort_keys=True).encode()).hexdigest()}
         with open(os.path.join(inputs["examples"], SPLIT_INFO_FILE), encoding="utf-8") as handle:
-            fingerprints["data_sha256"] = json.load(handle).get("source_sha256", {})
+            split_info = json.load(handle)
+        fingerprints["data_sha256"] = split_info.get("source_sha256", {})
+        if split_info.get("spans"):
+            fingerprints["spans"] = split_info["spans"]
+        fingerprints["code_version"] = pipeline_code_version()
+        reference = reference_files(inputs["evaluation"], inputs["examples"], inputs["statistics"], inputs["schema"])
         record = push(inputs["model"], inputs["blessing"], inputs["evaluation"], pusher.destination, progress,
-                      fingerprints)
+                      fingerprints, reference)
     with open(os.path.join(outputs["pushed_model"], "push.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     return {"pushed": record["pushed"], **({"version": str(record["version"])} if "version" in record else {})}
 
 
+def reference_files(evaluation_dir: str, examples_dir: str, statistics_dir: str, schema_dir: str) -> dict[str, str]:
+    """What the Monitor later compares new data with, name -> local file: the train split's statistics,
+    the schema, the Evaluator's figures and ExampleGen's split record."""
+    files = {EVALUATION_SUMMARY_FILE: os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE),
+             SPLIT_INFO_FILE: os.path.join(examples_dir, SPLIT_INFO_FILE),
+             TRAIN_STATISTICS_FILE: os.path.join(statistics_dir, "Split-train", STATS_FILE),
+             SCHEMA_FILE: os.path.join(schema_dir, SCHEMA_FILE)}
+    return {name: path for name, path in files.items() if os.path.exists(path)}
+
+
+def pipeline_code_version() -> str:
+    """One fingerprint of the code of every component (``pipeline.code_version``): outputs reused from
+    the cache were made by the same code, as it is part of their cache key."""
+    from pipeline.code_version import code_version
+    from pipeline.specs import COMPONENTS
+
+    return hashlib.sha256(json.dumps({spec.name: code_version(spec.core_module) for spec in COMPONENTS},
+                                     sort_keys=True).encode()).hexdigest()
+
+
 def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: str,
-         progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None) -> dict:
+         progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None,
+         reference: Mapping[str, str] | None = None) -> dict:
     """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so, and if it is the
     model the blessing judged.
 
     Args:
         model_dir: The SavedModel folder (local).
         destination: A local folder or a URL (``gs://bucket/models/credit``).
+        fingerprints: Recorded in the manifest as they are (config and data fingerprints, spans, code).
+        reference: Files copied into ``<version>/monitoring_reference/`` (name -> local path), their
+            SHA-256 recorded in the manifest as ``reference``: what the Monitor compares with.
 
     Returns:
         What was pushed: version, path, and the manifest written inside the version; or, when the
@@ -133,13 +164,16 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
         progress(f"this model is already serving as {serving}; nothing pushed")
         return {"pushed": False, "reason": f"the same model already serves as version {serving_manifest['version']}",
                 "version": serving_manifest["version"], "path": serving}
+    reference = dict(reference or {})
     manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_fingerprint": fingerprint,
-                **model_record(model_dir), **(fingerprints or {})}
+                **model_record(model_dir), **(fingerprints or {}),
+                "reference": {name: file_sha256(path) for name, path in sorted(reference.items())}}
     try:
         if is_url(destination):
-            version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged)
+            version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged, reference)
         else:
-            version, target, manifest = _push_to_folder(model_dir, destination, manifest, unchanged, progress)
+            version, target, manifest = _push_to_folder(model_dir, destination, manifest, unchanged, progress,
+                                                        reference)
     except OSError as exc:
         raise SluicewayError(f"Pusher: cannot write to pusher.destination {destination}: {exc}") from None
     progress(f"pushed version {version} to {destination}")
@@ -214,7 +248,7 @@ def _refuse_copy(copy: str, problem: str, unchanged: str) -> ModelNotPushed:
 
 
 def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged: str,
-                    progress: Callable[[str], None]) -> tuple[int, str, dict]:
+                    progress: Callable[[str], None], reference: Mapping[str, str]) -> tuple[int, str, dict]:
     os.makedirs(destination, exist_ok=True)
     removed, unknown = clean_stale_temporaries(destination)
     if removed:
@@ -229,6 +263,10 @@ def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged:
     with held_lock(temporary + LOCK_SUFFIX):  # held until the copy is a version: the next push leaves it alone
         try:
             shutil.copytree(model_dir, temporary)
+            if reference:
+                os.makedirs(os.path.join(temporary, REFERENCE_DIR))
+                for name, path in reference.items():
+                    shutil.copyfile(path, os.path.join(temporary, REFERENCE_DIR, name))
             manifest = {"version": version, **manifest}
             with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
                 json.dump(manifest, handle, indent=2)
@@ -242,7 +280,8 @@ def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged:
     return version, target, manifest
 
 
-def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: str) -> tuple[int, str, dict]:
+def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: str,
+                 reference: Mapping[str, str]) -> tuple[int, str, dict]:
     import tensorflow as tf
 
     gfile = tf.io.gfile
@@ -267,6 +306,10 @@ def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: st
             gfile.makedirs(join(target, folder))
         for name in files:  # server-side moves, saved_model.pb last: before it, no SavedModel is there
             gfile.rename(join(temporary, name), join(target, name), overwrite=False)
+        if reference:
+            gfile.makedirs(join(target, REFERENCE_DIR))
+            for name, path in reference.items():
+                gfile.copy(path, join(join(target, REFERENCE_DIR), name), overwrite=False)
         gfile.rmtree(temporary)  # only the emptied folders are left in it
         manifest = {"version": version, **manifest}
         with gfile.GFile(join(target, MANIFEST_FILE), "w") as handle:  # the commit: now it is a version

@@ -10,7 +10,8 @@ from pipeline.cli import main
 from pipeline.loader import load_config
 from pipeline.specs import COMPONENTS
 from tests.conftest import pipeline_yaml
-from tests.pipeline.regenerate_golden import GOLDEN_CONFIG, GOLDEN_SPEC, compile_golden
+from tests.pipeline.regenerate_golden import (GOLDEN_CONFIG, GOLDEN_MONITOR_SPEC, GOLDEN_SPEC, compile_golden,
+                                              compile_golden_monitor)
 
 # Fields deliberately left out of the golden comparison (none today: kfp is pinned by the lock,
 # so even sdkVersion is stable). Add a field here, with the reason, before loosening the test.
@@ -99,6 +100,38 @@ def test_the_pusher_runs_only_under_a_condition_on_the_evaluators_blessed_output
     kinds = {name: a["artifactType"]["schemaTitle"] for name, a in evaluator["artifacts"].items()}
     assert kinds["classification_metrics"] == "system.ClassificationMetrics"
     assert kinds["evaluation_report"] == "system.Markdown" and kinds["fairness_report"] == "system.HTML"
+
+
+def test_the_compiled_monitor_spec_matches_its_golden_file(tmp_path):
+    compiled = compile_golden_monitor(str(tmp_path / "monitor.yaml"))
+    assert _documents(compiled) == _documents(GOLDEN_MONITOR_SPEC), (
+        "the compiled continuous-training spec changed; if intended, run `make golden` and review the diff of "
+        "tests/pipeline/golden/compiled_monitor.yaml")
+
+
+def test_the_monitor_runs_first_and_training_only_under_its_retrain_verdict(tmp_path):
+    compiled = _documents(compile_golden_monitor(str(tmp_path / "monitor.yaml")))[0]
+    root = compiled["root"]["dag"]["tasks"]
+    assert sorted(t["taskInfo"]["name"] for t in root.values()) == ["Monitor", "Monitor-retrain"]
+    retrain = next(t for t in root.values() if t["taskInfo"]["name"] == "Monitor-retrain")
+    assert retrain["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--monitor-retrain'] == true"
+    inner = compiled["components"][retrain["componentRef"]["name"]]["dag"]["tasks"]
+    names = {t["taskInfo"]["name"] for t in inner.values()}
+    assert {"ExampleGen", "Transform", "Trainer", "Evaluator", "Evaluator-blessed"} <= names
+    assert "Pusher" not in names   # nested: only when retraining is due and the new model is blessed
+    blessed = next(t for t in inner.values() if t["taskInfo"]["name"] == "Evaluator-blessed")
+    pushed = compiled["components"][blessed["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in pushed.values()] == ["Pusher"]
+    monitor = compiled["components"]["comp-monitor"]["outputDefinitions"]
+    assert monitor["parameters"]["retrain"]["parameterType"] == "BOOLEAN"
+    assert monitor["artifacts"]["monitoring_report"]["artifactType"]["schemaTitle"] == "system.HTML"
+
+
+def test_compile_monitor_cli(tmp_path, capsys):
+    out = tmp_path / "monitor.yaml"
+    assert main(["compile", GOLDEN_CONFIG, "--monitor", "-o", str(out)]) == 0
+    assert "continuous training" in capsys.readouterr().out
+    assert "pipelinechannel--monitor-retrain" in out.read_text()
 
 
 def test_the_curated_schema_path_is_not_shipped_only_its_content(tmp_path):

@@ -15,13 +15,13 @@ from pipeline.compiler import pipeline_parameters
 from pipeline.errors import DataError
 from pipeline.kfp_component import METRICS_OUTPUT, kfp_component, kfp_function, wrapper_source
 from pipeline.loader import load_config
-from pipeline.specs import COMPONENTS, EXAMPLE_GEN
+from pipeline.specs import COMPONENTS, EXAMPLE_GEN, MONITOR
 from tests.conftest import pipeline_yaml
 
 _PARAMETER_TYPES = {bool: "BOOLEAN", str: "STRING", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE"}
 
 
-@pytest.mark.parametrize("spec", list(COMPONENTS), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [*COMPONENTS, MONITOR], ids=lambda s: s.name)
 def test_the_kfp_interface_is_the_specs(spec):
     compiled = kfp_component(spec, "img").component_spec
     inputs, outputs = compiled.inputs or {}, compiled.outputs or {}
@@ -57,7 +57,7 @@ def _literal_keys(tree: ast.AST, mapping: str) -> set[str]:
     return keys
 
 
-@pytest.mark.parametrize("spec", list(COMPONENTS), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [*COMPONENTS, MONITOR], ids=lambda s: s.name)
 def test_each_core_reads_exactly_what_its_spec_declares(spec):
     """A core that read an input, output or section its spec does not declare would fail in a run;
     one that ignores a declared one means the spec (and the cache key) says more than the code."""
