@@ -125,27 +125,37 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         data = args.data if "://" in args.data else os.path.abspath(args.data)
         config = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"source": data})})
     echo = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    result = run_pipeline(config, args.file, components=Components([MONITOR]), echo=echo)
+    monitor_only = Components([MONITOR])
+    if args.runner == "local":
+        result = run_pipeline(config, args.file, components=monitor_only, echo=echo)
+    else:
+        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
+
+        runner = run_with_kfp_local if args.runner == "kfp-local" else run_with_kfp_docker
+        result = runner(config, args.file, components=monitor_only, echo=echo)
     outcome = result.outcome(MONITOR.name)
     with open(os.path.join(outcome.outputs["findings"], SUMMARY_FILE), encoding="utf-8") as handle:
         summary = json.load(handle)
+    report = outcome.outputs["monitoring_report"]
+    if os.path.isdir(report):
+        report = os.path.join(report, MONITORING_REPORT.file_name)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print_monitoring(summary, os.path.join(outcome.outputs["monitoring_report"], MONITORING_REPORT.file_name))
+        print_monitoring(summary, report)
     if not summary["retrain"]:
         return 0
     if not args.retrain:
         print(f"Retraining is due: run `sluiceway monitor {args.file} --retrain`, or `sluiceway run {args.file}` "
               "(exit code 6)", file=sys.stderr)
         return MONITOR.verdict.exit_code
-    return _retrain(config, args.file, summary, echo)
+    return _retrain(config, args.file, summary, echo, args.runner)
 
 
 def print_monitoring(summary: dict, report: str) -> None:
     """The monitor's findings as tables: every feature's distance, the anomalies, the metrics now and
     at push, every reason and the verdict."""
-    from components.monitor.core import MEASURE_NAMES, reasons_table
+    from components.monitor.core import reasons_table
     from pipeline.provenance import spans_text
     from pipeline.table import text_table
 
@@ -162,7 +172,7 @@ def print_monitoring(summary: dict, report: str) -> None:
     if summary["drift"]:
         print("\nDrift against the serving model's train split (every feature):")
         print(text_table(("feature", "type", "measure", "distance", "threshold", "test p (Holm)", "decision"), [
-            (m["feature"], m["type"], MEASURE_NAMES.get(m["measure"], m["measure"]),
+            (m["feature"], m["type"], m["measure"],
              f"{m['value']:.4f}", f"{m['threshold']:g}",
              "-" if m["holm_p_value"] is None else f"{m['holm_p_value']:.2g}",
              m["decision"] + (f" (KS gap {m['statistic']:.3g})" if m["decision"] == "drift"
@@ -193,7 +203,7 @@ def _figure(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _retrain(config, config_file: str, summary: dict, echo) -> int:
+def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local") -> int:
     """Runs the whole pipeline because the monitor found retraining due; the new model is pushed only
     if it passes the same gates (no-regression against the serving model included)."""
     from components.example_gen import sources
@@ -214,10 +224,16 @@ def _retrain(config, config_file: str, summary: dict, echo) -> int:
                                                " (the judged data is not part of data.source)"))
     reasons = "; ".join(f"{r['kind']} {r['what']}" + (f" [{r['slice']}]" if r["slice"] not in ("-", "overall") else "")
                         for r in summary["reasons"] if r["triggers_retrain"])
-    result = run_pipeline(config, config_file, echo=echo,
-                          annotations={"triggered_by": summary["run"], "trigger_verdict": summary["verdict"],
-                                       "trigger_reasons": reasons[:2000]})
-    code = _print_run(result)
+    if runner == "local":
+        result = run_pipeline(config, config_file, echo=echo,
+                              annotations={"triggered_by": summary["run"], "trigger_verdict": summary["verdict"],
+                                           "trigger_reasons": reasons[:2000]})
+        code = _print_run(result)
+    else:
+        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
+
+        result = (run_with_kfp_local if runner == "kfp-local" else run_with_kfp_docker)(config, config_file, echo=echo)
+        code = verdict_exit_code(result)
     pusher = next((o for o in result.components if o.name == "Pusher"), None)
     if pusher and pusher.state == "executed" and pusher.figures.get("pushed"):
         print(f"Retrained: version {pusher.figures.get('version')} now serves, replacing "
@@ -459,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when retraining is due, run the pipeline (the new model is pushed only if it passes the "
                         "gates)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
+    p.add_argument("--runner", choices=("local", "kfp-local", "docker"), default="local",
+                   help="as for run: in-process (default), as a kfp task, or in kubeflow.image")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("validate-config", help="check a pipeline YAML without running anything")

@@ -63,10 +63,10 @@ def version_lineage(config: PipelineConfig, version: Optional[int] = None, run: 
         record = next((r for r in Lineage(root, create=False).runs(config.pipeline.name)
                        if r.run_id == manifest["run"]), None)
     annotations = dict(record.annotations) if record else {}
-    judged = history.read(destination, config.pipeline.name, version)
+    judged = history.read(destination, version=version)
     trigger = None
     if annotations.get("triggered_by"):
-        by_run = {r["run"]: r for r in history.read(destination, config.pipeline.name)}
+        by_run = {r["run"]: r for r in history.read(destination)}
         trigger = by_run.get(annotations["triggered_by"]) or {"run": annotations["triggered_by"],
                                                              "verdict": annotations.get("trigger_verdict"),
                                                              "reasons": []}

@@ -131,7 +131,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         progress(f"data.window is {data.window} but {data.source} has {_plural(len(spans), 'span')}: reading "
                  f"{'it' if len(spans) == 1 else 'them all'}")
     file_rows_read: dict[str, int] = {}
-    columns = _columns(data, features)
+    columns = columns_read(data, features)
     bounds = _split_bounds(data)
     rows = dict.fromkeys(SPLITS, 0)
     labels = LabelSummary(features)
@@ -150,11 +150,11 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
         for path in files:
             fmt = file_format(path, data.format)
             file_rows = 0
-            batches, where = _open(path, fmt, columns, data, features, example_coder)
-            found = _NonFinite(path, where, [name for name, kind in columns.items() if kind == pa.float64()])
+            batches, where = open_file(path, fmt, columns, data, features, example_coder)
+            found = NonFinite(path, where, [name for name, kind in columns.items() if kind == pa.float64()])
             for batch in batches:
                 batch = found.check(batch, file_rows, fill=data.non_finite == "missing")
-                records = example_coder.RecordBatchToExamples(_as_feature_lists(batch))
+                records = example_coder.RecordBatchToExamples(as_feature_lists(batch))
                 keys = _split_keys(batch, data.split.key, path)
                 per_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
                 chunks = [per_split[split] for split in SPLITS]
@@ -252,7 +252,7 @@ def _count_groups(groups: dict[str, dict[str, Counter]], batch: pa.RecordBatch, 
                 groups[name][split][value] += count
 
 
-class _NonFinite:
+class NonFinite:
     """Finds inf, -inf and NaN in the numeric columns of one file's batches (and values beyond
     float32's range, which the tf.Example encoding turns into inf); counts them per column with the
     first row, and can make them missing."""
@@ -296,7 +296,7 @@ def _non_finite_text(counts: Mapping[str, int]) -> str:
     return f"{total:,} non-finite number{'s' if total != 1 else ''} (inf, -inf or NaN) in {listed}"
 
 
-def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
+def as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Wraps each column in the list<float32|binary> shape tf.Example encoding needs; nulls stay missing."""
     arrays = []
     for column in batch.columns:
@@ -308,7 +308,7 @@ def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _columns(data: DataConfig, features: FeaturesConfig) -> dict[str, pa.DataType]:
+def columns_read(data: DataConfig, features: FeaturesConfig) -> dict[str, pa.DataType]:
     """Columns ExampleGen keeps, with the Arrow type each is read as."""
     columns: dict[str, pa.DataType] = {}
     if data.split.key:
@@ -341,8 +341,8 @@ def _split_keys(batch: pa.RecordBatch, key: str | None, path: str) -> list[bytes
     return joined.cast(pa.binary()).to_pylist()
 
 
-def _open(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
-          example_coder) -> tuple[Iterator[pa.RecordBatch], Callable[[int], str]]:
+def open_file(path: str, fmt: str, columns: dict[str, pa.DataType], data: DataConfig, features: FeaturesConfig,
+              example_coder) -> tuple[Iterator[pa.RecordBatch], Callable[[int], str]]:
     """Record batches of exactly ``columns``, in that order and of those types, whatever the format,
     and where a row (1-based) is in the file, in words ("line 12", "record 11", "row 11")."""
     if storage.size(path) == 0:

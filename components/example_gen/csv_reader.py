@@ -74,8 +74,9 @@ class CsvFile:
             self.header = list(options.columns)
             missing = [name for name in columns if name not in self.header]
             if missing:
-                raise DataError(f"{path}: column(s) {', '.join(missing)} declared in the pipeline YAML (features / "
-                                f"data.split.key) are not in data.csv.columns ({', '.join(self.header)})")
+                raise MissingColumns(f"{path}: column(s) {', '.join(missing)} declared in the pipeline YAML (features "
+                                     f"/ data.split.key) are not in data.csv.columns ({', '.join(self.header)})",
+                                     missing)
 
     def line_of_row(self, row: int) -> int:
         """The file's line number of data row ``row`` (1-based), comment lines and the header counted."""
@@ -296,8 +297,16 @@ class CsvFile:
         return None
 
 
+class MissingColumns(DataError):
+    """A file lacks declared columns (``missing``: their names)."""
+
+    def __init__(self, message: str, missing: list[str]):
+        super().__init__(message)
+        self.missing = list(missing)
+
+
 def require_columns(path: str, present: list[str], columns: Mapping[str, object], hint: str = "") -> None:
-    """Raises a ``DataError`` naming the declared ``columns`` missing from ``present``, the file's columns.
+    """Raises ``MissingColumns`` naming the declared ``columns`` missing from ``present``, the file's columns.
 
     Args:
         hint: Appended to the message: what would make the file read (``"; line 1 ..."``).
@@ -305,8 +314,8 @@ def require_columns(path: str, present: list[str], columns: Mapping[str, object]
     missing = [name for name in columns if name not in present]
     if missing:
         shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)} declared in the pipeline YAML "
-                        f"(features / data.split.key); the file has: {shown}{hint}")
+        raise MissingColumns(f"{path}: missing column(s) {', '.join(missing)} declared in the pipeline YAML "
+                             f"(features / data.split.key); the file has: {shown}{hint}", missing)
 
 
 def _needs_text(options: CsvConfig) -> bool:

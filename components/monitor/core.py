@@ -44,7 +44,7 @@ DATA_DRIFT, SCHEMA, DEGRADATION, FAIRNESS = "data_drift", "schema", "degradation
 RETRAIN_KIND = {DATA_DRIFT: "data_drift", SCHEMA: "data_drift", DEGRADATION: "degradation", FAIRNESS: "fairness"}
 SUMMARY_FILE = "summary.json"
 JUDGED_SPLIT = "eval"  # the new data is written as one split, the one the Evaluator's code reads
-MEASURE_NAMES = {"l infty": "L-infinity", "jensen shannon divergence": "JS divergence"}
+MEASURE_NAMES = {"l infty": "L-infinity", "jensen shannon divergence": "Jensen-Shannon divergence"}
 REASON_HEADERS = ("kind", "what", "slice", "value", "bound", "detail", "retrain")
 
 
@@ -148,7 +148,7 @@ def monitor(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesCo
         "evaluation": evaluation,
     }
     record = monitor_history.entry(summary)
-    earlier = monitor_history.read(pusher.destination, summary["pipeline"])
+    earlier = monitor_history.read(pusher.destination)
     summary["history"] = [*[e for e in earlier if e["run"] != run_id], record]
     atomic_write_json(os.path.join(monitoring_dir, SUMMARY_FILE), summary, indent=2)
     os.makedirs(os.path.dirname(report_path) or ".", exist_ok=True)
@@ -187,7 +187,8 @@ def _drift(reference: Reference, statistics, monitoring: MonitoringConfig, valid
     with open(os.path.join(monitoring_dir, "anomalies", "SchemaDiff.pb"), "wb") as handle:
         handle.write(result.SerializeToString())
     kinds = {**{name: "numeric" for name in features.numeric}, **{name: "categorical" for name in features.categorical}}
-    drift = [{"feature": m.feature, "type": kinds.get(m.feature, "-"), "measure": m.measure.split(" ", 1)[1],
+    drift = [{"feature": m.feature, "type": kinds.get(m.feature, "-"),
+              "measure": MEASURE_NAMES.get(m.measure.split(" ", 1)[1], m.measure.split(" ", 1)[1]),
               "value": m.value, "threshold": m.threshold, "test": m.test, "statistic": m.statistic,
               "p_value": m.p_value,
               "holm_p_value": m.holm_p_value, "decision": m.decision, "note": m.note} for m in measures]
@@ -346,7 +347,7 @@ def _reasons(drift: list[dict], anomalies: list[dict], evaluation: Optional[dict
     for m in drift:
         if m["decision"] == DRIFT:
             test = f"; {m['test']} p={m['holm_p_value']:.2g} (Holm)" if m["holm_p_value"] is not None else ""
-            name = MEASURE_NAMES.get(m["measure"], m["measure"])
+            name = m["measure"]
             how = name if m["value"] > m["threshold"] else f"{name} within; KS gap {m['statistic']:.3g}"
             add(DATA_DRIFT, m["feature"], "-", m["value"], f"<= {m['threshold']:g}", f"{how}{test}")
     for a in anomalies:

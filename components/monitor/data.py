@@ -18,7 +18,8 @@ from typing import Callable, Optional
 from components.common.artifacts import split_file
 from components.common.tfrecord import TFRecordWriter
 from components.example_gen import sources, storage
-from components.example_gen.core import _as_feature_lists, _columns, _NonFinite, _open, file_format
+from components.example_gen.core import NonFinite, as_feature_lists, columns_read, file_format, open_file
+from components.example_gen.csv_reader import MissingColumns
 from pipeline.config import DataConfig, FeaturesConfig, MonitoringConfig
 from pipeline.errors import DataError
 from pipeline.specs import SPLIT_INFO_FILE
@@ -68,7 +69,7 @@ def read(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesConfi
 
     source, span, files = source_of(monitoring, data)
     reading = data.model_copy(update={"format": monitoring.format, "split": data.split.model_copy(update={"key": None})})
-    with_label = _columns(reading, features)
+    with_label = columns_read(reading, features)
     without_label = {name: kind for name, kind in with_label.items() if name != features.label}
     os.makedirs(os.path.dirname(split_file(examples_dir, split)), exist_ok=True)
     rows, labelled, started, last = 0, True, time.monotonic(), time.monotonic()
@@ -80,11 +81,11 @@ def read(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesConfi
             batches, where, has_label = _open_either(path, fmt, with_label, without_label, reading, features,
                                                      example_coder)
             labelled = labelled and has_label
-            found = _NonFinite(path, where, [name for name in features.numeric])
+            found = NonFinite(path, where, [name for name in features.numeric])
             file_rows = 0
             for batch in batches:
                 batch = found.check(batch, file_rows, fill=reading.non_finite == "missing")
-                writer.write_many(example_coder.RecordBatchToExamples(_as_feature_lists(batch)))
+                writer.write_many(example_coder.RecordBatchToExamples(as_feature_lists(batch)))
                 for name in features.sensitive:
                     values = batch.column(batch.schema.get_field_index(name)).drop_null().to_pylist()
                     groups[name].update(str(v) for v in values)
@@ -108,18 +109,18 @@ def read(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesConfi
 
 
 def _open_either(path, fmt, with_label, without_label, data, features, example_coder):
-    """The file's batches with the label column when it has one, else without it (logged requests)."""
+    """The file's batches with the label column when it has one, else without it (logged requests).
+    Only the label's absence is forgiven: any other problem, of the label's values too, is the error."""
     try:
-        batches, where = _open(path, fmt, with_label, data, features, example_coder)
-        first = next(batches, None)
+        batches, where = open_file(path, fmt, with_label, data, features, example_coder)
+        first = next(batches, None)   # the readers check the columns when they start
         return _chain(first, batches), where, True
-    except DataError as labelled_error:
-        try:
-            batches, where = _open(path, fmt, without_label, data, features, example_coder)
-            first = next(batches, None)
-        except DataError:
-            raise labelled_error from None
-        return _chain(first, batches), where, False
+    except MissingColumns as exc:
+        if exc.missing != [features.label]:
+            raise
+    batches, where = open_file(path, fmt, without_label, data, features, example_coder)
+    first = next(batches, None)
+    return _chain(first, batches), where, False
 
 
 def _chain(first, rest):

@@ -34,7 +34,10 @@ def entry(summary: dict) -> dict:
 
 
 def read(destination: Optional[str], pipeline: Optional[str] = None, version: Optional[int] = None) -> list[dict]:
-    """Earlier records (of ``pipeline``, of ``version`` when given), oldest first; unreadable ones are skipped."""
+    """Earlier records (of ``pipeline``, of ``version`` when given), oldest first; unreadable ones are skipped.
+
+    The history is the destination's: every judgement of a model served from it, whichever runner made
+    it (a kfp task knows its run's folder, not the pipeline's name), so callers filter by version."""
     if not destination:
         return []
     folder = join(destination, HISTORY_DIR)
