@@ -63,10 +63,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if args.runner in ("kfp-local", "docker"):
-        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
-
-        runner = run_with_kfp_local if args.runner == "kfp-local" else run_with_kfp_docker
-        result = runner(config, args.file, until=args.until)
+        result = _kfp_runner(args.runner)(config, args.file, until=args.until)
         where = "kfp local run" if args.runner == "kfp-local" else f"docker run (every component in {config.kubeflow.image})"
         print(f"{where} {result.status.lower()}: {result.executed} executed, {result.skipped} skipped; "
               f"outputs under {result.run_dir}")
@@ -75,6 +72,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
     return _print_run(result)
+
+
+def _kfp_runner(name: str):
+    """``--runner kfp-local`` or ``docker``: the function that runs components as kfp tasks."""
+    from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
+
+    return run_with_kfp_local if name == "kfp-local" else run_with_kfp_docker
 
 
 def _print_run(result) -> int:
@@ -129,10 +133,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if args.runner == "local":
         result = run_pipeline(config, args.file, components=monitor_only, echo=echo)
     else:
-        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
-
-        runner = run_with_kfp_local if args.runner == "kfp-local" else run_with_kfp_docker
-        result = runner(config, args.file, components=monitor_only, echo=echo)
+        result = _kfp_runner(args.runner)(config, args.file, components=monitor_only, echo=echo)
     outcome = result.outcome(MONITOR.name)
     with open(os.path.join(outcome.outputs["findings"], SUMMARY_FILE), encoding="utf-8") as handle:
         summary = json.load(handle)
@@ -156,7 +157,7 @@ def print_monitoring(summary: dict, report: str) -> None:
     """The monitor's findings as tables: every feature's distance, the anomalies, the metrics now and
     at push, every reason and the verdict."""
     from components.monitor.core import reasons_table
-    from pipeline.provenance import spans_text
+    from components.example_gen.sources import spans_text
     from pipeline.table import text_table
 
     serving, data = summary["serving"], summary["data"]
@@ -164,7 +165,7 @@ def print_monitoring(summary: dict, report: str) -> None:
     spans = trained.get("spans")
     print(f"Serving version {serving['version']} (pushed {serving.get('pushed_at') or '?'} by run "
           f"{serving.get('run') or '?'}; trained on "
-          + (f"span{'s' if len(spans) > 1 else ''} {spans_text(spans)}" if spans else "data.source")
+          + (spans_text(sorted(spans)) if spans else "data.source")
           + (f", {trained['rows']:,} rows" if trained.get("rows") else "") + ")")
     print(f"Judged: {data['rows']:,} rows of {data['source']}" + (f" (span {data['span']})" if data['span'] is not None
                                                                   else "")
@@ -207,7 +208,6 @@ def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local
     """Runs the whole pipeline because the monitor found retraining due; the new model is pushed only
     if it passes the same gates (no-regression against the serving model included)."""
     from components.example_gen import sources
-    from pipeline.provenance import spans_text
     from pipeline.runner import run_pipeline
 
     data = config.data
@@ -217,7 +217,7 @@ def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local
         judged = summary["data"]["span"]
         note = "" if judged is None or judged in numbers else \
             f"; the judged data (span {judged}) is not in the window"
-        echo(f"Retraining on span{'s' if len(numbers) > 1 else ''} {spans_text(numbers)} of {data.source} "
+        echo(f"Retraining on {sources.spans_text(numbers)} of {data.source} "
              f"(data.window {data.window}){note}")
     else:
         echo(f"Retraining on {data.source}" + ("" if summary["data"]["span"] is not None else
@@ -230,9 +230,7 @@ def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local
                                            "trigger_reasons": reasons[:2000]})
         code = _print_run(result)
     else:
-        from pipeline.kfp_local import run_with_kfp_docker, run_with_kfp_local
-
-        result = (run_with_kfp_local if runner == "kfp-local" else run_with_kfp_docker)(config, config_file, echo=echo)
+        result = _kfp_runner(runner)(config, config_file, echo=echo)
         code = verdict_exit_code(result)
     pusher = next((o for o in result.components if o.name == "Pusher"), None)
     if pusher and pusher.state == "executed" and pusher.figures.get("pushed"):

@@ -92,6 +92,7 @@ def version_lineage(config: PipelineConfig, version: Optional[int] = None, run: 
 
 def format_lineage(lineage: dict) -> str:
     """The lineage as text, for a person."""
+    from components.example_gen.sources import spans_text
     from pipeline.table import text_table
 
     lines = [f"Version {lineage['version']} of '{lineage['pipeline']}' at {lineage['uri']}"
@@ -103,8 +104,7 @@ def format_lineage(lineage: dict) -> str:
     spans = lineage["spans"]
     if spans:
         numbers = [s["number"] for s in spans]
-        lines.append(f"  data:            span{'s' if len(numbers) > 1 else ''} "
-                     f"{spans_text(numbers)}: " + "; ".join(
+        lines.append(f"  data:            {spans_text(sorted(numbers))}: " + "; ".join(
                          f"span {s['number']} {s.get('rows', 0):,} rows ({len(s.get('files', []))} file(s), sha256 "
                          + ", ".join(str(h)[:12] for h in (s.get("sha256") or {}).values()) + ")" for s in spans))
     else:
@@ -138,14 +138,6 @@ def format_lineage(lineage: dict) -> str:
              ", ".join(sorted({f"{x['kind']} {x['what']}" for x in r.get("reasons", [])}))[:80] or "-")
             for r in runs]))
     return "\n".join(lines)
-
-
-def spans_text(numbers: list[int]) -> str:
-    """``[2, 3]`` -> ``2-3``; numbers that are not one run are listed."""
-    ordered = sorted(numbers)
-    if len(ordered) > 1 and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]}-{ordered[-1]}"
-    return ", ".join(str(n) for n in ordered)
 
 
 def _number(value) -> str:

@@ -30,7 +30,7 @@ from components.common.tfrecord import CorruptRecordError, TFRecordWriter, read_
 from components.example_gen import storage
 from components.example_gen.csv_reader import CsvFile, require_columns
 from components.example_gen.labels import LabelSummary, counts_by_split
-from components.example_gen.sources import Span, resolve_spans, source_files
+from components.example_gen.sources import Span, resolve_spans, source_files, spans_text
 from pipeline.config import SPLITS, DataConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
 from pipeline.specs import SPLIT_INFO_FILE
@@ -209,7 +209,7 @@ def run_example_gen(data: DataConfig, features: FeaturesConfig, examples_dir: st
                    for name, by_split in groups.items()},
     }
     if spans:
-        progress(f"reading {_span_numbers([span.number for span in spans])} (window {data.window}): {total:,} rows")
+        progress(f"reading {spans_text([span.number for span in spans])} (window {data.window}): {total:,} rows")
     with open(os.path.join(examples_dir, SPLIT_INFO_FILE), "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
     return ExampleGenResult(rows=rows, files=files, label_counts=dict(labels.total_counts()),
@@ -225,18 +225,6 @@ def _span_info(spans: list[Span], window: int, file_rows: Mapping[str, int], sha
             "spans": [{"number": span.number, "source": span.source, "files": list(span.files),
                        "rows": sum(file_rows[path] for path in span.files),
                        "sha256": {path: sha256[path] for path in span.files}} for span in spans]}
-
-
-def _span_numbers(numbers: list[int]) -> str:
-    """``span 3``, ``spans 2-3``, ``spans 1, 4-6``: increasing numbers, runs shown as ranges."""
-    runs: list[list[int]] = []
-    for number in numbers:
-        if runs and number == runs[-1][-1] + 1:
-            runs[-1].append(number)
-        else:
-            runs.append([number])
-    shown = ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
-    return f"span{'s' if len(numbers) > 1 else ''} {shown}"
 
 
 def _plural(count: int, word: str) -> str:

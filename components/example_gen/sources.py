@@ -141,6 +141,18 @@ def span_of(data: DataConfig, path: str) -> int | None:
     return None
 
 
+def spans_text(numbers: list[int]) -> str:
+    """``span 3``, ``spans 2-3``, ``spans 1, 4-6``: increasing numbers, runs shown as ranges."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    shown = ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    return f"span{'s' if len(numbers) > 1 else ''} {shown}"
+
+
 def cache_files(config: Mapping[str, Section]) -> list[str]:
     """The files whose content is part of ExampleGen's cache key (``ComponentSpec.cache_files``):
     the chosen spans' files, so a new span makes ExampleGen run again."""

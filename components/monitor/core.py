@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import time
 from typing import Callable, Mapping, Optional
 
 from components.common.artifacts import split_file
-from components.example_validator.core import DRIFT, validate_against_train
+from components.example_validator.core import COMPARATOR_ANOMALIES, DRIFT, validate_against_train
 from components.monitor import history as monitor_history
 from components.monitor.reference import Reference, load_reference, serving_version
 from pipeline.config import (DataConfig, EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, MonitoringConfig,
                              RegressionGate, Section)
 from pipeline.errors import DataError
-from pipeline.files import atomic_write_json, atomic_write_text
+from pipeline.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from pipeline.specs import ANOMALIES_FILE, STATS_FILE
 from pipeline.table import text_table
 
 HEALTHY, DRIFTED, DEGRADED = "healthy", "drifted", "degraded"
@@ -85,7 +85,7 @@ def reasons_table(reasons: list[dict]) -> str:
 
 def monitor(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesConfig, validation,
             evaluator: EvaluatorConfig, pusher, beam, monitoring_dir: str, report_path: str,
-            progress: Callable[[str], None] = lambda _: None, pipeline_root: Optional[str] = None) -> dict:
+            progress: Callable[[str], None] = lambda _: None) -> dict:
     """Judges new data against the serving model; writes the summary, the report and the history record.
 
     Args:
@@ -95,8 +95,10 @@ def monitor(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesCo
         monitoring_dir: Output folder: ``summary.json``, the new data as examples, its statistics,
             TFDV's anomalies and (with labels) TFMA's evaluation.
         report_path: Output HTML file: the monitoring report.
-        pipeline_root: Where the pipeline's runs are (default: two folders above ``monitoring_dir``,
-            the local runner's layout); used only for versions pushed without a reference.
+
+    The run is the folder two above ``monitoring_dir`` (``<run>/Monitor/findings``, as the runners lay
+    outputs out); its parent holds the pipeline's other runs, where a version pushed without a
+    reference is traced.
 
     Returns:
         The summary (``summary.json``'s content).
@@ -109,9 +111,8 @@ def monitor(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesCo
     from components.monitor.report import render
 
     started = time.time()
-    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(monitoring_dir)))   # <run>/Monitor/monitoring
-    run_id = os.path.basename(run_dir) if pipeline_root is None else f"monitor-{secrets.token_hex(3)}"
-    pipeline_root = pipeline_root or os.path.dirname(run_dir)
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(monitoring_dir)))
+    run_id, pipeline_root = os.path.basename(run_dir), os.path.dirname(run_dir)
     serving = serving_version(pusher.destination)
     progress(f"the model serving now is version {serving.version} ({serving.uri})")
     reference = load_reference(serving, pipeline_root)
@@ -125,7 +126,7 @@ def monitor(monitoring: MonitoringConfig, data: DataConfig, features: FeaturesCo
     progress(f"judging {judged.rows:,} rows of {judged.source}"
              + ("" if judged.labelled else f" (no {features.label} column: drift only, no evaluation)"))
     statistics = new_data.statistics(split_file(examples_dir, JUDGED_SPLIT), beam,
-                                     os.path.join(monitoring_dir, "statistics", "FeatureStats.pb"), progress)
+                                     os.path.join(monitoring_dir, "statistics", STATS_FILE), progress)
     drift, anomalies = _drift(reference, statistics, monitoring, validation, features, judged.labelled,
                               monitoring_dir)
     evaluation = None
@@ -184,8 +185,7 @@ def _drift(reference: Reference, statistics, monitoring: MonitoringConfig, valid
     result, anomalies, measures = validate_against_train(reference.train_statistics, statistics, schema, thresholds,
                                                          features, "new data", dict(monitoring.thresholds))
     os.makedirs(os.path.join(monitoring_dir, "anomalies"), exist_ok=True)
-    with open(os.path.join(monitoring_dir, "anomalies", "SchemaDiff.pb"), "wb") as handle:
-        handle.write(result.SerializeToString())
+    atomic_write_bytes(os.path.join(monitoring_dir, "anomalies", ANOMALIES_FILE), result.SerializeToString())
     kinds = {**{name: "numeric" for name in features.numeric}, **{name: "categorical" for name in features.categorical}}
     drift = [{"feature": m.feature, "type": kinds.get(m.feature, "-"),
               "measure": MEASURE_NAMES.get(m.measure.split(" ", 1)[1], m.measure.split(" ", 1)[1]),
@@ -194,9 +194,9 @@ def _drift(reference: Reference, statistics, monitoring: MonitoringConfig, valid
               "holm_p_value": m.holm_p_value, "decision": m.decision, "note": m.note} for m in measures]
     drift.sort(key=lambda m: (features.feature_names.index(m["feature"]) if m["feature"] in features.feature_names
                               else len(features.feature_names), m["feature"]))
-    comparator = {"COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"}
+    # drift found is in ``drift``; the anomalies are the schema's findings
     return drift, [{"feature": a.feature, "anomaly": a.anomaly, "description": a.description} for a in anomalies
-                   if a.anomaly not in comparator]
+                   if a.anomaly not in COMPARATOR_ANOMALIES.values()]
 
 
 def _evaluate(model_dir: str, examples_dir: str, reference: Reference, monitoring: MonitoringConfig,

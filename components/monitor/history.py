@@ -12,7 +12,7 @@ import json
 import os
 from typing import Optional
 
-from components.pusher.versions import is_url, join
+from components.pusher.versions import is_url, join, read_text
 from pipeline.errors import SluicewayError
 
 HISTORY_DIR = "monitoring"
@@ -46,8 +46,8 @@ def read(destination: Optional[str], pipeline: Optional[str] = None, version: Op
         if not name.endswith(".json"):
             continue
         try:
-            record = json.loads(_read(join(folder, name)))
-        except (OSError, ValueError, UnicodeDecodeError):
+            record = json.loads(read_text(join(folder, name)) or "")
+        except (OSError, ValueError, UnicodeDecodeError, SluicewayError):
             continue
         if (pipeline is None or record.get("pipeline") == pipeline) and \
                 (version is None or record.get("version") == version):
@@ -93,13 +93,3 @@ def _list(folder: str) -> list[str]:
         return sorted(tf.io.gfile.listdir(folder)) if tf.io.gfile.isdir(folder) else []
     except tf.errors.OpError as exc:
         raise SluicewayError(f"monitor: cannot read the monitoring history in {folder}: {exc.message}") from None
-
-
-def _read(path: str) -> str:
-    if not is_url(path):
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path) as handle:
-        return handle.read()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from components.baseline_resolver.core import read_manifest_or_none
-from components.pusher.versions import MANIFEST_FILE, is_url, join, version_problem, versions
+from components.pusher.versions import MANIFEST_FILE, is_url, join, read_text, version_problem, versions
 from pipeline.errors import SluicewayError
 from pipeline.specs import EVALUATION_SUMMARY_FILE, SCHEMA_FILE, SPLIT_INFO_FILE, STATS_FILE
 
@@ -133,30 +133,19 @@ def _paths_from_run(serving: Serving, pipeline_root: str) -> tuple[dict, str]:
 def _json(path: Optional[str]) -> Optional[dict]:
     if not path:
         return None
-    text = _read_text(path)
+    text = read_text(path)
     return None if text is None else json.loads(text)
 
 
-def _read_text(path: str) -> Optional[str]:
-    if not is_url(path):
-        if not os.path.exists(path):
-            return None
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as handle:
-        return handle.read()
-
-
 def _sha256(path: str) -> Optional[str]:
+    """The file's SHA-256 (its bytes: statistics are binary), or ``None`` when it is missing (local or at a URL)."""
     from pipeline.files import file_sha256
 
-    if not is_url(path) and not os.path.exists(path):
+    if is_url(path):
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(path):
+            return None
+    elif not os.path.exists(path):
         return None
-    try:
-        return file_sha256(path)
-    except (OSError, ValueError):
-        return None
+    return file_sha256(path)

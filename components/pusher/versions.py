@@ -106,25 +106,34 @@ def model_sha256(model_dir: str) -> str:
     return tree_sha256(model_dir)
 
 
-def read_manifest(version_dir: str) -> dict | None:
-    """The manifest of a pushed version (``None`` for a version pushed without one)."""
-    import json
+def read_text(path: str) -> str | None:
+    """A text file in a destination, local or at a URL; ``None`` when it does not exist.
 
-    path = join(version_dir, MANIFEST_FILE)
-    if not is_url(version_dir):
+    Raises:
+        SluicewayError: A URL cannot be read (no access, network).
+    """
+    if not is_url(path):
         if not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return handle.read()
     import tensorflow as tf
 
     try:
         if not tf.io.gfile.exists(path):
             return None
         with tf.io.gfile.GFile(path) as handle:
-            return json.loads(handle.read())
+            return handle.read()
     except tf.errors.OpError as exc:
-        raise SluicewayError(f"Pusher: cannot read {path}: {exc.message}") from None
+        raise SluicewayError(f"cannot read {path}: {exc.message}") from None
+
+
+def read_manifest(version_dir: str) -> dict | None:
+    """The manifest of a pushed version (``None`` for a version pushed without one)."""
+    import json
+
+    text = read_text(join(version_dir, MANIFEST_FILE))
+    return None if text is None else json.loads(text)
 
 
 def model_record(model_dir: str) -> dict:
