@@ -124,12 +124,16 @@ def test_the_pusher_component_refuses_too_and_writes_no_push_record(tmp_path):
     examples = tmp_path / "ExampleGen" / "examples"
     examples.mkdir(parents=True)
     (examples / SPLIT_INFO_FILE).write_text(json.dumps({"source_sha256": {"credit.csv": "abc"}}))
+    statistics, schema = tmp_path / "StatisticsGen" / "statistics", tmp_path / "SchemaGen" / "schema"
+    statistics.mkdir(parents=True)
+    schema.mkdir(parents=True)
     config = {"pusher": PusherConfig(destination=destination), "features": features_config(),
               "data": DataConfig.model_validate({"source": "x.csv"}), "transform": TransformConfig(),
               "tuner": TunerConfig(), "trainer": TrainerConfig(), "evaluator": EvaluatorConfig()}
     with pytest.raises(ModelNotPushed, match="cannot read the model in .*nothing was pushed|Nothing was pushed"):
         execute({"model": model, "blessing": blessing, "evaluation": _evaluation(tmp_path / "eval"),
-                 "examples": str(examples)}, outputs, config)
+                 "examples": str(examples), "statistics": str(statistics), "schema": str(schema)},
+                outputs, config)
     assert not os.path.exists(os.path.join(outputs["pushed_model"], "push.json"))
     _unchanged(destination, serving, files)
 
