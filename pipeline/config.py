@@ -822,6 +822,27 @@ class EvaluatorConfig(Section):
         return self
 
 
+Milliseconds = Annotated[float, Field(gt=0), AfterValidator(_finite), Expected("a number of milliseconds above 0")]
+
+
+class InfraValidatorConfig(Section):
+    """The serving check (InfraValidator): the candidate model is loaded in a clean process of its own
+    and queried before it may be pushed."""
+
+    load_timeout_seconds: Annotated[float, Field(gt=0, le=3600), Expected("a number of seconds from 0 to 3600")] = Field(
+        120, description="The model must load (TensorFlow imported, SavedModel loaded) within this many seconds.")
+    examples: Annotated[int, Field(strict=True, ge=1, le=1000), Expected("a whole number from 1 to 1000")] = Field(
+        100, description="How many of the examples the Evaluator scored are sent again (its sample holds 200); "
+                         "besides them, one example per feature with that feature missing and one per categorical "
+                         "feature with a value train never had.")
+    score_tolerance: Annotated[float, Field(ge=0, le=1), Expected("a number between 0 and 1")] = Field(
+        1e-4, description="How far a served score may be from the Evaluator's for the same example (absolute).")
+    max_latency_ms: Optional[Milliseconds] = Field(
+        None, description="Bound on the p99 latency of one-example requests; without it latency is only recorded.")
+    max_batch_latency_ms: Optional[Milliseconds] = Field(
+        None, description="Bound on the p99 latency of 100-example requests; without it latency is only recorded.")
+
+
 class PusherConfig(Section):
     """Where blessed models go: a TF Serving layout, ``<destination>/<version>/``."""
 
@@ -1120,6 +1141,7 @@ class PipelineConfig(Section):
     tuner: TunerConfig = Field(default_factory=TunerConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    infra_validator: InfraValidatorConfig = Field(default_factory=InfraValidatorConfig)
     pusher: PusherConfig = Field(default_factory=PusherConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)

@@ -61,6 +61,8 @@ BASELINE_MODEL = ArtifactType("BaselineModel", "Artifact", "baseline.json", by_v
 MODEL_EVALUATION = ArtifactType("ModelEvaluation", "Artifact")
 EVALUATION_REPORT = ArtifactType("ModelEvaluationReport", "Markdown", "evaluation.md")
 MODEL_BLESSING = ArtifactType("ModelBlessing", "Artifact")
+INFRA_BLESSING = ArtifactType("InfraBlessing", "Artifact")
+SERVING_REPORT = ArtifactType("InfraValidationReport", "Markdown", "serving_check.md")
 FAIRNESS_REPORT = ArtifactType("FairnessReport", "HTML", "fairness_report.html")
 PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
 MODEL_MONITORING = ArtifactType("ModelMonitoring", "Artifact")
@@ -78,6 +80,8 @@ HYPERPARAMETERS_FILE = "hyperparameters.json"
 TRAINING_SUMMARY_FILE = "training.json"
 EVALUATION_SUMMARY_FILE = "metrics.json"
 BLESSING_FILE = "blessing.json"
+SERVING_SAMPLE_FILE = "serving_sample.json"  # in the evaluation: examples and what the evaluated model returned
+INFRA_BLESSING_FILE = "infra_blessing.json"
 
 
 @dataclass(frozen=True)
@@ -429,15 +433,31 @@ EVALUATOR = ComponentSpec(
     verdict=Verdict("blessed", reason="blocked_by", exit_code=5),
     summary=("blessed",),
 )
+INFRA_VALIDATOR = ComponentSpec(
+    name="InfraValidator",
+    module="components.infra_validator",
+    doc="Loads the model in a clean serving process, queries serving_default and checks its answers and latency.",
+    sections=("infra_validator", "features"),
+    inputs={
+        "model": InputRef("Trainer", "model"),
+        "evaluation": InputRef("Evaluator", "evaluation"),  # the examples it scored, to compare with
+    },
+    outputs={"infra_blessing": INFRA_BLESSING, "serving_report": SERVING_REPORT},
+    parameters={"serves": bool, "serving_problems": str},
+    verdict=Verdict("serves", reason="serving_problems", exit_code=5),
+    summary=("serves",),
+    headline="Serving check: {serving_check}",
+)
 PUSHER = ComponentSpec(
     name="Pusher",
     module="components.pusher",
-    doc="Pushes a blessed model to the serving destination as a new version.",
+    doc="Pushes a blessed model that passed the serving check to the serving destination as a new version.",
     # every section that shapes the model, for the manifest's config fingerprint
     sections=("pusher", "data", "features", "transform", "tuner", "trainer", "evaluator"),
     inputs={
         "model": InputRef("Trainer", "model"),
         "blessing": InputRef("Evaluator", "blessing"),
+        "infra_blessing": InputRef("InfraValidator", "infra_blessing"),
         "evaluation": InputRef("Evaluator", "evaluation"),
         "examples": InputRef("ExampleGen", "examples"),
         # kept in the version: what the Monitor compares new data with
@@ -445,7 +465,7 @@ PUSHER = ComponentSpec(
         "schema": InputRef("SchemaGen", "schema"),
     },
     outputs={"pushed_model": PUSHED_MODEL},
-    run_if=(Condition("Evaluator", "blessed"),),
+    run_if=(Condition("Evaluator", "blessed"), Condition("InfraValidator", "serves")),
     summary=("pushed", "version"),
     kfp_cache=False,  # a push is a side effect: a cached task would push nothing
     preflight="components.pusher.preflight:check_destination",
@@ -468,7 +488,7 @@ MONITOR = ComponentSpec(
 
 # The pipeline sluiceway runs; the order is derived, not kept by hand.
 COMPONENTS = Components([EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER,
-                         BASELINE_RESOLVER, EVALUATOR, PUSHER])
+                         BASELINE_RESOLVER, EVALUATOR, INFRA_VALIDATOR, PUSHER])
 COMPONENTS_BY_NAME: Mapping[str, ComponentSpec] = COMPONENTS.by_name
 COMPONENT_NAMES: tuple[str, ...] = COMPONENTS.names
 

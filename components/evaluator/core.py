@@ -26,7 +26,7 @@ from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATR
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
 from pipeline.files import atomic_write_text
-from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SPLIT_INFO_FILE
+from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SERVING_SAMPLE_FILE, SPLIT_INFO_FILE
 from pipeline.table import markdown_table, text_table
 
 OVERALL = "overall"
@@ -200,6 +200,8 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
                             data_location=split_file(examples_dir, evaluator.split), file_format="tfrecords",
                             output_path=evaluation_dir,
                             pipeline_options=PipelineOptions(list(beam_config.pipeline_options)))
+    write_serving_sample(models[0].model_loader.load(), examples_dir, evaluator.split,
+                         os.path.join(evaluation_dir, SERVING_SAMPLE_FILE))
     _release_shared_models()
     loaded = list(tfma.load_metrics(evaluation_dir))
     rows = _rows(loaded, evaluator, candidate, task, classes)
@@ -336,6 +338,37 @@ def _plots(plots_for_slices, model_name: str, task: str, classes: list[str]) -> 
                         "examples": count, "mean_prediction": bucket.total_weighted_refined_prediction.value / count,
                         "mean_label": bucket.total_weighted_label.value / count})
     return {"calibration_plot": buckets}
+
+
+SERVING_SAMPLE_ROWS = 200
+
+
+def write_serving_sample(model, examples_dir: str, split: str, path: str,
+                         rows: int = SERVING_SAMPLE_ROWS) -> None:
+    """The first ``rows`` examples of the evaluated split, serialized as TFMA read them, with what the
+    evaluated ``model``'s ``serving_default`` returned for them in this process (the Evaluator passes the
+    model TFMA loaded; it is called as TFMA calls it): the InfraValidator sends the same examples to the model in a serving process and
+    compares the answers (training/serving skew)."""
+    import base64
+
+    import tensorflow as tf
+
+    records = [record.numpy() for record in
+               tf.data.TFRecordDataset(split_file(examples_dir, split), compression_type="GZIP").take(rows)]
+    signature = model.signatures["serving_default"]
+    input_name = next(iter(signature.structured_input_signature[1]))
+    outputs = signature(**{input_name: tf.constant(records)}) if records else {}
+    sample = {"split": split, "signature": "serving_default", "input": input_name,
+              "examples": [base64.b64encode(record).decode("ascii") for record in records],
+              "outputs": {name: _listed(value.numpy()) for name, value in outputs.items()}}
+    atomic_write_text(path, json.dumps(sample))
+
+
+def _listed(array) -> list:
+    """A [batch, ...] output as JSON lists: numbers as floats, strings (multiclass ``classes``) as text."""
+    if array.dtype.kind in ("S", "O"):
+        return [[v.decode("utf-8", "replace") for v in row] for row in array.reshape(len(array), -1)]
+    return array.astype(float).tolist()
 
 
 def _release_shared_models() -> None:

@@ -71,7 +71,8 @@ from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
 from pipeline.files import file_sha256
-from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SCHEMA_FILE, SPLIT_INFO_FILE, STATS_FILE
+from pipeline.specs import (BLESSING_FILE, EVALUATION_SUMMARY_FILE, INFRA_BLESSING_FILE, SCHEMA_FILE, SPLIT_INFO_FILE,
+                            STATS_FILE)
 
 SERVING_SIGNATURE = "serving_default"  # what TF Serving calls when a request names no signature
 
@@ -100,7 +101,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
         fingerprints["code_version"] = pipeline_code_version()
         reference = reference_files(inputs["evaluation"], inputs["examples"], inputs["statistics"], inputs["schema"])
         record = push(inputs["model"], inputs["blessing"], inputs["evaluation"], pusher.destination, progress,
-                      fingerprints, reference)
+                      fingerprints, reference, infra_blessing_dir=inputs.get("infra_blessing"))
     with open(os.path.join(outputs["pushed_model"], "push.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     return {"pushed": record["pushed"], **({"version": str(record["version"])} if "version" in record else {})}
@@ -128,7 +129,7 @@ def pipeline_code_version() -> str:
 
 def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: str,
          progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None,
-         reference: Mapping[str, str] | None = None) -> dict:
+         reference: Mapping[str, str] | None = None, *, infra_blessing_dir: str | None = None) -> dict:
     """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so, and if it is the
     model the blessing judged.
 
@@ -138,13 +139,16 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
         fingerprints: Recorded in the manifest as they are (config and data fingerprints, spans, code).
         reference: Files copied into ``<version>/monitoring_reference/`` (name -> local path), their
             SHA-256 recorded in the manifest as ``reference``: what the Monitor compares with.
+        infra_blessing_dir: The InfraValidator's verdict on this model; the model is pushed only when it
+            says the model serves and names this model's fingerprint. Its checks go into the manifest.
 
     Returns:
         What was pushed: version, path, and the manifest written inside the version; or, when the
         same model already serves (an intact version with its fingerprint), ``pushed`` false and why.
 
     Raises:
-        GateFailed: The model is not blessed (the Pusher checks this itself, whatever ran before).
+        GateFailed: The model is not blessed, or failed the serving check (the Pusher checks this
+            itself, whatever ran before).
         ModelNotPushed: The model is not the one the blessing judged (its fingerprint differs, it cannot
             be read, or the blessing names none), or its copy does not load; nothing is left behind.
         SluicewayError: The destination cannot be written (or, for a URL, read or reached).
@@ -158,6 +162,7 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
     serving = latest(destination)
     unchanged = f"the serving version ({serving or 'none yet'}) is unchanged"
     fingerprint = _judged_model(model_dir, blessing, blessing_path, unchanged)
+    serving_check = _serving_check(infra_blessing_dir, fingerprint, unchanged) if infra_blessing_dir else None
     serving_manifest = read_manifest(serving) if serving else None
     if serving and _serves(serving, serving_manifest, fingerprint, model_dir):
         # a rerun after a push, or a re-executed Trainer that made the same model: a new number would add nothing
@@ -167,7 +172,8 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
     reference = dict(reference or {})
     manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_fingerprint": fingerprint,
                 **model_record(model_dir), **(fingerprints or {}),
-                "reference": {name: file_sha256(path) for name, path in sorted(reference.items())}}
+                "reference": {name: file_sha256(path) for name, path in sorted(reference.items())},
+                **({"serving_check": serving_check} if serving_check else {})}
     try:
         if is_url(destination):
             version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged, reference)
@@ -199,6 +205,21 @@ def _judged_model(model_dir: str, blessing: dict, blessing_path: str, unchanged:
                              f"model changed after evaluation; nothing was pushed and {unchanged}. Rerun the "
                              "pipeline so that the model is evaluated as it is now")
     return fingerprint
+
+
+def _serving_check(infra_blessing_dir: str, fingerprint: str, unchanged: str) -> dict:
+    """The InfraValidator's record of this model, for the manifest; refuses a model it failed or did not check."""
+    path = os.path.join(infra_blessing_dir, INFRA_BLESSING_FILE)
+    with open(path, encoding="utf-8") as handle:
+        infra = json.load(handle)
+    if not infra["serves"]:
+        raise GateFailed(f"Pusher: the model failed the serving check ({len(infra['blocking'])} of "
+                         f"{len(infra['checks'])} checks, {path}); nothing was pushed and {unchanged}")
+    if infra.get("model_fingerprint") != fingerprint:
+        raise ModelNotPushed(f"Pusher: the serving check ({path}) judged the model {infra.get('model_fingerprint')}, "
+                             f"not this one ({fingerprint}); nothing was pushed and {unchanged}. Rerun the pipeline "
+                             "so that the model is checked as it is now")
+    return {key: infra[key] for key in ("checks", "load_seconds", "latency", "tensorflow") if key in infra}
 
 
 def _serves(serving: str, manifest: dict | None, fingerprint: str, model_dir: str) -> bool:

@@ -36,6 +36,11 @@ def test_quickstart_runs_then_a_rerun_executes_nothing(tmp_path, capsys):
     count = len(COMPONENTS)
     assert out.count(" done ") == count and f"{count} executed, 0 cached" in out
     assert "Outputs: " + str(tmp_path / "pipelines" / "quickstart") in out
+    # the model was proven servable before the push, with its latency figures shown
+    serving = next(line for line in out.splitlines() if line.startswith("Serving check: "))
+    assert serving.startswith("Serving check: passed (10 checks); loaded in ")
+    assert "1 example: p50 " in serving and "100 examples: p50 " in serving and " ms, p99 " in serving
+    assert "Pusher            done" in out and "pushed=true" in out
     assert main(["run", config]) == 0
     again = capsys.readouterr().out
     never_cached = [spec.name for spec in COMPONENTS if not spec.cache]

@@ -40,7 +40,7 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     compiled = compile_golden(str(tmp_path / "compiled.yaml"))
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
-    assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "evaluator", "features",
+    assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "evaluator", "features", "infra_validator",
                                                  "preprocessing_module", "pusher", "trainer", "transform", "tuner",
                                                  "validation"}
     # the YAML's values are the parameters' defaults, as JSON text
@@ -86,15 +86,23 @@ def test_tasks_are_wired_in_dependency_order_with_standard_artifact_types(tmp_pa
     assert examples["artifactType"]["schemaTitle"] == "system.Dataset"
 
 
-def test_the_pusher_runs_only_under_a_condition_on_the_evaluators_blessed_output(tmp_path):
+def test_the_pusher_runs_only_when_the_model_is_blessed_and_passed_the_serving_check(tmp_path):
     compiled = _documents(compile_golden(str(tmp_path / "compiled.yaml")))[0]
-    [condition] = [t for t in compiled["root"]["dag"]["tasks"].values() if "triggerPolicy" in t]
+    root = compiled["root"]["dag"]["tasks"]
+    assert "InfraValidator" in {t["taskInfo"]["name"] for t in root.values()}  # checked even when the gates block
+    [condition] = [t for t in root.values() if "triggerPolicy" in t]
     assert condition["taskInfo"]["name"] == "Evaluator-blessed"
     assert "evaluator" in condition["dependentTasks"]
     assert condition["triggerPolicy"]["condition"] == \
         "inputs.parameter_values['pipelinechannel--evaluator-blessed'] == true"
     inner = compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
-    assert [t["taskInfo"]["name"] for t in inner.values()] == ["Pusher"]
+    [serves] = inner.values()
+    assert serves["taskInfo"]["name"] == "InfraValidator-serves"
+    assert serves["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--infra-validator-serves'] == true"
+    pushed = compiled["components"][serves["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in pushed.values()] == ["Pusher"]
+    assert "infra_blessing" in pushed["pusher"]["inputs"]["artifacts"]
     evaluator = compiled["components"]["comp-evaluator"]["outputDefinitions"]
     assert evaluator["parameters"]["blessed"]["parameterType"] == "BOOLEAN"
     kinds = {name: a["artifactType"]["schemaTitle"] for name, a in evaluator["artifacts"].items()}
@@ -120,7 +128,8 @@ def test_the_monitor_runs_first_and_training_only_under_its_retrain_verdict(tmp_
     assert {"ExampleGen", "Transform", "Trainer", "Evaluator", "Evaluator-blessed"} <= names
     assert "Pusher" not in names   # nested: only when retraining is due and the new model is blessed
     blessed = next(t for t in inner.values() if t["taskInfo"]["name"] == "Evaluator-blessed")
-    pushed = compiled["components"][blessed["componentRef"]["name"]]["dag"]["tasks"]
+    [serves] = compiled["components"][blessed["componentRef"]["name"]]["dag"]["tasks"].values()
+    pushed = compiled["components"][serves["componentRef"]["name"]]["dag"]["tasks"]
     assert [t["taskInfo"]["name"] for t in pushed.values()] == ["Pusher"]
     monitor = compiled["components"]["comp-monitor"]["outputDefinitions"]
     assert monitor["parameters"]["retrain"]["parameterType"] == "BOOLEAN"
@@ -163,10 +172,14 @@ def test_resources_retries_caching_and_scheduling_come_from_the_kubeflow_section
     assert trainer["accelerator"]["resourceType"] == "nvidia.com/gpu" and trainer["accelerator"]["resourceCount"] == "1"
     assert executors["exec-example-gen"]["container"]["resources"]["resourceMemoryLimit"] == "8Gi"
     tasks = dict(compiled["root"]["dag"]["tasks"])
-    [condition] = [t for t in tasks.values() if "triggerPolicy" in t]
-    tasks.update(compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"])
+    conditions = []
+    while any("triggerPolicy" in t and t not in conditions for t in tasks.values()):  # the nested dsl.If blocks
+        condition = next(t for t in tasks.values() if "triggerPolicy" in t and t not in conditions)
+        conditions.append(condition)
+        tasks.update(compiled["components"][condition["componentRef"]["name"]]["dag"]["tasks"])
+    assert len(conditions) == 2
     assert all(t["retryPolicy"]["maxRetryCount"] == 2 for t in tasks.values() if "componentRef" in t
-               and t is not condition)
+               and t not in conditions)
     cached = {t["taskInfo"]["name"]: t["cachingOptions"].get("enableCache", False)
               for t in tasks.values() if "cachingOptions" in t}
     # off: ExampleGen by the YAML; the BaselineResolver (it looks at what serves now) and the Pusher (a push is a

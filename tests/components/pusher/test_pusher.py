@@ -67,6 +67,49 @@ def test_a_model_that_is_not_blessed_is_never_pushed(tmp_path):
     assert versions(str(tmp_path / "serving")) == []
 
 
+def _infra_blessing(folder, model: str, serves: bool = True, fingerprint: str | None = None) -> str:
+    """The InfraValidator's record of ``model`` (or of another model, by ``fingerprint``)."""
+    from components.common.model_fingerprint import model_fingerprint
+    from pipeline.specs import INFRA_BLESSING_FILE
+
+    check = {"check": "loads in a clean process", "value": "3.0 s", "bound": "<= 120 s",
+             "status": "pass" if serves else "FAIL", "detail": ""}
+    os.makedirs(folder)
+    with open(os.path.join(folder, INFRA_BLESSING_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"serves": serves, "model_fingerprint": fingerprint or model_fingerprint(model), "checks": [check],
+                   "blocking": [] if serves else [check], "load_seconds": 3.0,
+                   "latency": {"1": {"p50_ms": 1.0, "p99_ms": 2.0}}}, handle)
+    return str(folder)
+
+
+def test_a_model_that_failed_the_serving_check_is_never_pushed(tmp_path):
+    model, blessing, evaluation = _inputs(tmp_path)
+    infra = _infra_blessing(tmp_path / "infra", model, serves=False)
+    with pytest.raises(GateFailed, match=r"failed the serving check \(1 of 1 checks, .*infra_blessing.json\)"):
+        push(model, blessing, evaluation, str(tmp_path / "serving"), infra_blessing_dir=infra)
+    assert versions(str(tmp_path / "serving")) == []
+
+
+def test_a_serving_check_of_another_model_does_not_let_this_one_through(tmp_path):
+    from components.pusher.core import ModelNotPushed
+
+    model, blessing, evaluation = _inputs(tmp_path)
+    infra = _infra_blessing(tmp_path / "infra", model, fingerprint="0" * 64)
+    with pytest.raises(ModelNotPushed, match="judged the model 0{64}, not this one"):
+        push(model, blessing, evaluation, str(tmp_path / "serving"), infra_blessing_dir=infra)
+    assert versions(str(tmp_path / "serving")) == []
+
+
+def test_the_serving_check_goes_into_the_manifest(tmp_path):
+    model, blessing, evaluation = _inputs(tmp_path)
+    infra = _infra_blessing(tmp_path / "infra", model)
+    pushed = push(model, blessing, evaluation, str(tmp_path / "serving"), infra_blessing_dir=infra)
+    manifest = json.load(open(os.path.join(pushed["path"], MANIFEST_FILE)))
+    assert manifest["serving_check"]["load_seconds"] == 3.0
+    assert manifest["serving_check"]["latency"]["1"]["p99_ms"] == 2.0
+    assert manifest["serving_check"]["checks"][0]["check"] == "loads in a clean process"
+
+
 def test_an_unwritable_destination_is_a_clear_error(tmp_path):
     model, blessing, evaluation = _inputs(tmp_path)
     (tmp_path / "a-file").write_text("not a folder")
