@@ -60,17 +60,25 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def pipeline_of(config):
+    """The components ``config`` runs (``pipeline.specs.pipeline_of``)."""
+    from pipeline.specs import pipeline_of as components_of
+
+    return components_of(config)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if args.runner in ("kfp-local", "docker"):
-        result = _kfp_runner(args.runner)(config, args.file, until=args.until)
+        result = _kfp_runner(args.runner)(config, args.file, until=args.until, components=pipeline_of(config))
         where = "kfp local run" if args.runner == "kfp-local" else f"docker run (every component in {config.kubeflow.image})"
         print(f"{where} {result.status.lower()}: {result.executed} executed, {result.skipped} skipped; "
               f"outputs under {result.run_dir}")
         return verdict_exit_code(result)
     from pipeline.runner import run_pipeline
 
-    result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
+    result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until,
+                          components=pipeline_of(config))
     return _print_run(result)
 
 
@@ -83,9 +91,9 @@ def _kfp_runner(name: str):
 
 def _print_run(result) -> int:
     """What ``sluiceway run`` prints after a local run, and its exit code."""
-    from pipeline.specs import COMPONENTS
+    from pipeline.specs import DECLARED
 
-    ran_again = [o.name for o in result.components if o.state == "executed" and not COMPONENTS[o.name].cache]
+    ran_again = [o.name for o in result.components if o.state == "executed" and not DECLARED[o.name].cache]
     if result.cached and result.executed == len(ran_again):
         print(f"Nothing changed: all {result.cached} cacheable components reused cached outputs"
               + (f"; {', '.join(ran_again)} (never cached) ran again." if ran_again else "; no component executed."))
@@ -94,7 +102,7 @@ def _print_run(result) -> int:
               f"{result.skipped} skipped.")
     print(f"Outputs: {result.run_dir}  (run.json lists every output)")
     for outcome in result.components:
-        headline = COMPONENTS[outcome.name].headline
+        headline = DECLARED[outcome.name].headline
         if headline and outcome.state in ("executed", "cached"):
             try:
                 print(headline.format(**outcome.outputs, **outcome.figures))
@@ -151,6 +159,35 @@ def cmd_monitor(args: argparse.Namespace) -> int:
               "(exit code 6)", file=sys.stderr)
         return MONITOR.verdict.exit_code
     return _retrain(config, args.file, summary, echo, args.runner)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``sluiceway predict``: the BulkInferrer alone, recorded as a run (ML Metadata, run.json)."""
+    from pipeline.runner import run_pipeline
+    from pipeline.specs import BULK_INFERRER, Components
+
+    config = _load(args.file)
+    model = args.model if args.model == "latest" or args.model.isdigit() or "://" in args.model \
+        else os.path.abspath(args.model)
+    data = args.data if "://" in args.data else os.path.abspath(args.data)
+    keep = [name.strip() for name in args.keep.split(",") if name.strip()]
+    settings = config.bulk_inference.model_copy(update={
+        "source": data, "output": os.path.abspath(args.output), "model": model, "keep": keep,
+        "on_bad_row": args.on_bad_row, "format": args.format})
+    config = config.model_copy(update={"bulk_inference": settings})
+    alone = Components([BULK_INFERRER])
+    if args.runner == "local":
+        result = run_pipeline(config, args.file, components=alone, use_cache=False)
+    else:
+        result = _kfp_runner(args.runner)(config, args.file, components=alone)
+    figures = result.outcome(BULK_INFERRER.name).figures
+    print(f"Predictions: {figures['rows_scored']:,} rows scored with {figures['model']} "
+          f"({figures['rows_per_second']:,} rows/s): {figures['output']}"
+          + (f"; {figures['rows_skipped']:,} bad rows left out (listed in the lineage file)"
+             if figures["rows_skipped"] else ""))
+    print(f"Lineage: {figures['output']}.lineage.json; run {result.run_id} in ML Metadata (sluiceway runs "
+          f"{args.file})")
+    return 0
 
 
 def print_monitoring(summary: dict, report: str) -> None:
@@ -225,12 +262,12 @@ def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local
     reasons = "; ".join(f"{r['kind']} {r['what']}" + (f" [{r['slice']}]" if r["slice"] not in ("-", "overall") else "")
                         for r in summary["reasons"] if r["triggers_retrain"])
     if runner == "local":
-        result = run_pipeline(config, config_file, echo=echo,
+        result = run_pipeline(config, config_file, echo=echo, components=pipeline_of(config),
                               annotations={"triggered_by": summary["run"], "trigger_verdict": summary["verdict"],
                                            "trigger_reasons": reasons[:2000]})
         code = _print_run(result)
     else:
-        result = _kfp_runner(runner)(config, config_file, echo=echo)
+        result = _kfp_runner(runner)(config, config_file, echo=echo, components=pipeline_of(config))
         code = verdict_exit_code(result)
     pusher = next((o for o in result.components if o.name == "Pusher"), None)
     if pusher and pusher.state == "executed" and pusher.figures.get("pushed"):
@@ -258,10 +295,10 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipeline.compiler import compile_pipeline, host_path_warnings
-    from pipeline.specs import COMPONENTS, retrain_if_due
+    from pipeline.specs import retrain_if_due
 
     config = _load(args.file)
-    components = retrain_if_due() if args.monitor else COMPONENTS
+    components = retrain_if_due(pipeline_of(config)) if args.monitor else pipeline_of(config)
     path = compile_pipeline(config, args.output, components)
     _warn(args.file, host_path_warnings(config, components))
     what = " (continuous training: the Monitor first, training only when it finds retraining due)" if args.monitor \
@@ -477,6 +514,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="as for run: in-process (default), as a kfp task, or in kubeflow.image")
     p.set_defaults(func=cmd_monitor)
 
+    p = sub.add_parser("predict", help="score a table with the serving model (or another) into Parquet or CSV")
+    p.add_argument("file", help="pipeline YAML (its features, data options and pusher.destination)")
+    p.add_argument("--data", required=True, help="the data to score: a CSV, Parquet or TFRecord file, folder or glob")
+    p.add_argument("-o", "--output", required=True, help="file to write: .parquet, .csv or .csv.gz (replaced whole)")
+    p.add_argument("--model", default="latest",
+                   help="latest (the version serving in pusher.destination, default), a version number there, or a "
+                        "SavedModel folder")
+    p.add_argument("--keep", default="", help="columns to copy before the predictions, comma-separated (e.g. an id)")
+    p.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail",
+                   help="a row with a value of the wrong type: stop naming it (default), or leave it out and list it")
+    p.add_argument("--format", choices=("auto", "csv", "parquet", "tfrecord"), default="auto",
+                   help="input format; auto decides by file extension")
+    p.add_argument("--runner", choices=("local", "kfp-local"), default="local",
+                   help="in-process (default), or as a kfp task")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("validate-config", help="check a pipeline YAML without running anything")
     p.add_argument("file")
     p.set_defaults(func=cmd_validate_config)
@@ -588,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {cancelled}; a local run is recorded as failed (cancelled)", file=sys.stderr)
         return cancelled.exit_code
     finally:
-        if args.command in ("run", "monitor") and not getattr(args, "json", False):
+        if args.command in ("run", "monitor", "predict") and not getattr(args, "json", False):
             print(f"Finished in {time.monotonic() - started:.1f}s.")
 
 

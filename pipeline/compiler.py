@@ -21,17 +21,19 @@ from pipeline.config import SECTION_MODELS, PathStr, PipelineConfig
 from pipeline.errors import ConfigError, ConfigIssue
 from pipeline.files import atomic_path
 from pipeline.kfp_component import kfp_component
-from pipeline.specs import COMPONENTS, ComponentSpec, Components, Condition, load_reference
+from pipeline.specs import ComponentSpec, Components, Condition, load_reference, pipeline_of
 
 
 def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True,
-                        components: Components = COMPONENTS) -> dict[str, object]:
+                        components: Components | None = None) -> dict[str, object]:
     """The compiled pipeline's parameters and their defaults, from the YAML.
 
     Args:
         for_cluster: Use ``kubeflow.beam_pipeline_options`` (when set) for the Beam-based
             components instead of ``beam.pipeline_options``.
     """
+    if components is None:
+        components = pipeline_of(config)
     dumped = {name: config.section(name).model_dump(mode="json", by_alias=True) for name in components.sections}
     if for_cluster and config.kubeflow.beam_pipeline_options is not None and "beam" in dumped:
         dumped["beam"]["pipeline_options"] = list(config.kubeflow.beam_pipeline_options)
@@ -48,11 +50,13 @@ def pipeline_parameters(config: PipelineConfig, for_cluster: bool = True,
     return params
 
 
-def host_path_warnings(config: PipelineConfig, components: Components = COMPONENTS) -> list[ConfigIssue]:
+def host_path_warnings(config: PipelineConfig, components: Components | None = None) -> list[ConfigIssue]:
     """The local (non-URL) paths the compiled spec carries as written, one warning each naming the
     field, the path and the tasks given it: those tasks look for the path inside their container, not
     on this machine. Files a spec embeds (``config_files``: a curated schema, a preprocessing
     module) travel as their content and are not warned about."""
+    if components is None:
+        components = pipeline_of(config)
     embedded = {(file.section, file.field) for spec in components for file in spec.config_files}
     warnings = []
     for section in components.sections:
@@ -96,7 +100,7 @@ def conditions_of(spec: ComponentSpec, components: Components) -> list[Condition
     return found + [c for c in spec.run_if if c not in found]
 
 
-def build_pipeline(config: PipelineConfig, image: str | None = None, components: Components = COMPONENTS):
+def build_pipeline(config: PipelineConfig, image: str | None = None, components: Components | None = None):
     """A KFP pipeline function for ``config``; its parameters default to the YAML's values.
 
     Each task runs under ``dsl.If`` for its run conditions (the Pusher only when the Evaluator
@@ -108,6 +112,8 @@ def build_pipeline(config: PipelineConfig, image: str | None = None, components:
         image: Overrides ``kubeflow.image``.
         components: The components to compile (default: sluiceway's pipeline).
     """
+    if components is None:
+        components = pipeline_of(config)
     from kfp import dsl
 
     image = image or config.kubeflow.image
@@ -209,12 +215,14 @@ def apply_task_settings(task, spec: ComponentSpec, config: PipelineConfig) -> No
         kubernetes.set_image_pull_secrets(task, list(config.kubeflow.image_pull_secrets))
 
 
-def compile_pipeline(config: PipelineConfig, output: str, components: Components = COMPONENTS) -> str:
+def compile_pipeline(config: PipelineConfig, output: str, components: Components | None = None) -> str:
     """Writes the KFP v2 pipeline spec of ``config`` to ``output`` (atomically).
 
     Returns:
         The path written.
     """
+    if components is None:
+        components = pipeline_of(config)
     from kfp import compiler
 
     output = os.path.abspath(output)

@@ -22,7 +22,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from components.evaluator import metrics as evaluator_metrics
-from pipeline.specs import COMPONENT_NAMES
+from pipeline.specs import DECLARED
 
 SPLITS = ("train", "eval", "test")
 
@@ -868,7 +868,7 @@ def _quantity(pattern: re.Pattern, example: str):
 Cpu = Annotated[str, BeforeValidator(_quantity(_CPU, '"500m" or "2"')), Expected('a CPU quantity such as "500m" or "2"')]
 Memory = Annotated[str, BeforeValidator(_quantity(_MEMORY, '"512Mi" or "8G"')),
                    Expected('a memory quantity such as "512Mi" or "8G"')]
-ComponentName = Annotated[Literal[COMPONENT_NAMES], Expected("one of " + ", ".join(COMPONENT_NAMES))]  # type: ignore[valid-type]
+ComponentName = Annotated[Literal[tuple(DECLARED)], Expected("one of " + ", ".join(DECLARED))]  # type: ignore[valid-type]
 
 
 class Toleration(Section):
@@ -1050,6 +1050,14 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
             elif unbanded:
                 problems.add(("monitoring", "degradation", i, "per"),
                              f"uses the numeric feature(s) {', '.join(unbanded)}: slice them by bands (evaluator.bands)")
+    bulk: Optional[BulkInferenceConfig] = sections.get("bulk_inference")
+    pusher: Optional[PusherConfig] = sections.get("pusher")
+    if bulk is not None and bulk.source and pusher is not None and not pusher.destination:
+        problems.add(("bulk_inference", "source"), "the pipeline scores it with the model it pushes, and "
+                                                   "pusher.destination is not set; expected a pusher.destination")
+    if bulk is not None and bulk.output and not bulk.output.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+        problems.add(("bulk_inference", "output"), f"{bulk.output}: expected a file ending in .parquet, .pq, .csv "
+                                                   "or .csv.gz")
     return [(loc, "; ".join(messages)) for loc, messages in problems.by_loc.items()]
 
 
@@ -1101,6 +1109,10 @@ class DegradationCheck(Section):
         return self.metric or DEGRADATION_METRICS[task]
 
 
+InputFormat = Literal["auto", "csv", "parquet", "tfrecord"]
+INPUT_FORMAT_DOC = "File format of the source; 'auto' decides by file extension."
+
+
 class MonitoringConfig(Section):
     """``sluiceway monitor``: new data compared with what the serving model was trained on, and when
     to retrain."""
@@ -1109,8 +1121,7 @@ class MonitoringConfig(Section):
         None, description="The data to judge: a file, folder or glob (CSV, Parquet or TFRecord of tf.Example, with "
                           "or without the label column). Default: the latest span of data.source. `sluiceway monitor "
                           "--data PATH` overrides it.")
-    format: Literal["auto", "csv", "parquet", "tfrecord"] = Field(
-        "auto", description="File format of the source; 'auto' decides by file extension.")
+    format: InputFormat = Field("auto", description=INPUT_FORMAT_DOC)
     drift: Optional[ComparatorThresholds] = Field(
         None, description="Drift thresholds and false-alarm rate against the serving model's train split. Default: "
                           "validation.drift.")
@@ -1129,6 +1140,32 @@ class MonitoringConfig(Section):
         description="With labels: how far the serving model's metrics may fall below their figures at push.")
 
 
+class BulkInferenceConfig(Section):
+    """The BulkInferrer: a table scored with the model just pushed (in the pipeline, when ``source`` is
+    set) or with a chosen model (``sluiceway predict``)."""
+
+    source: Optional[PathStr] = Field(
+        None, description="The data to score: a file, folder or glob (CSV, Parquet or TFRecord of tf.Example; the "
+                          "label column may be absent). When set, the pipeline scores it after each push. "
+                          "`sluiceway predict --data PATH` overrides it.")
+    format: InputFormat = Field("auto", description=INPUT_FORMAT_DOC)
+    output: Optional[PathStr] = Field(
+        None, description="A local file (.parquet or .csv) the predictions are also written to, replaced whole on "
+                          "each run; they are always in the BulkInferrer's predictions artifact (a Dataset in "
+                          "Kubeflow). `sluiceway predict -o OUT` sets it.")
+    keep: list[ColumnName] = Field(
+        default_factory=list, description="Columns copied to the output before the predictions, e.g. an id.")
+    on_bad_row: Literal["fail", "skip"] = Field(
+        "fail", description="A row that cannot be scored (a value of the wrong type): fail names it and stops; skip "
+                            "leaves it out and lists it in the lineage file.")
+    output_format: Literal["parquet", "csv"] = Field(
+        "parquet", description="The artifact's file format (an output file's format follows its extension).")
+    model: str = Field(
+        "latest", description="Run alone (`sluiceway predict --model`): which model scores: latest (the version "
+                              "serving in pusher.destination), a version number there, or a SavedModel folder. In "
+                              "the pipeline it is always the model just pushed (or already serving).")
+
+
 class PipelineConfig(Section):
     """A whole pipeline file."""
 
@@ -1145,6 +1182,7 @@ class PipelineConfig(Section):
     pusher: PusherConfig = Field(default_factory=PusherConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    bulk_inference: BulkInferenceConfig = Field(default_factory=BulkInferenceConfig)
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "PipelineConfig":

@@ -19,7 +19,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import RunCancelled, SluicewayError
 from pipeline.runner import (ComponentOutcome, RunResult, check_preflight, format_figures, negative_verdicts,
                              new_run_id, pipeline_dir, skip_reason, typed_figures, write_run_file)
-from pipeline.specs import COMPONENTS, Components
+from pipeline.specs import Components, pipeline_of
 
 KFP_LOCAL_DIR = "kfp-local"
 KFP_DOCKER_DIR = "kfp-docker"
@@ -42,7 +42,7 @@ def _patch_python_replacement() -> None:
 
 
 def run_with_kfp_local(config: PipelineConfig, config_file: str, *, until: str | None = None,
-                       components: Components = COMPONENTS, echo: Callable[[str], None] = print) -> RunResult:
+                       components: Components | None = None, echo: Callable[[str], None] = print) -> RunResult:
     """Runs every component as a task of kfp's SubprocessRunner.
 
     Returns:
@@ -51,6 +51,8 @@ def run_with_kfp_local(config: PipelineConfig, config_file: str, *, until: str |
     Raises:
         KfpLocalRunFailed: A task failed; its log (printed above) says why.
     """
+    if components is None:
+        components = pipeline_of(config)
     from kfp import local
 
     _patch_python_replacement()
@@ -65,7 +67,7 @@ def run_with_kfp_local(config: PipelineConfig, config_file: str, *, until: str |
 
 
 def run_with_kfp_docker(config: PipelineConfig, config_file: str, image: str | None = None, *,
-                        until: str | None = None, components: Components = COMPONENTS,
+                        until: str | None = None, components: Components | None = None,
                         echo: Callable[[str], None] = print) -> RunResult:
     """``sluiceway run --runner docker``: every component in ``kubeflow.image`` through kfp's DockerRunner.
 
@@ -79,6 +81,8 @@ def run_with_kfp_docker(config: PipelineConfig, config_file: str, image: str | N
         KfpLocalRunFailed: as ``run_with_kfp_local``.
         SluicewayError: The image is missing or was built from other code.
     """
+    if components is None:
+        components = pipeline_of(config)
     from kfp import local
 
     image = image or config.kubeflow.image

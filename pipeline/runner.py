@@ -38,7 +38,7 @@ from pipeline.errors import ComponentFailed, ConfigError, ConfigIssue, RunCancel
 from pipeline.files import atomic_write_json, file_sha256, listing_difference, tree_listing, tree_sha256
 from pipeline.lineage import Lineage, StoredArtifact
 from pipeline.run_lock import RunLock
-from pipeline.specs import COMPONENTS, ComponentSpec, Components, load_reference
+from pipeline.specs import ComponentSpec, Components, load_reference, pipeline_of
 
 RUN_FILE = "run.json"
 
@@ -150,7 +150,7 @@ def negative_verdicts(specs: Components, outcomes: Mapping[str, ComponentOutcome
 
 def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = True,
                  until: str | None = None, echo: Callable[[str], None] = print,
-                 components: Components = COMPONENTS, annotations: Mapping[str, str] | None = None) -> RunResult:
+                 components: Components | None = None, annotations: Mapping[str, str] | None = None) -> RunResult:
     """Runs the pipeline locally.
 
     Args:
@@ -173,6 +173,8 @@ def run_pipeline(config: PipelineConfig, config_file: str, *, use_cache: bool = 
         RunCancelled: The run was interrupted (SIGINT or SIGTERM); it is recorded as FAILED
             (cancelled) first, with the component that was running.
     """
+    if components is None:
+        components = pipeline_of(config)
     specs = components.upstream_of(until) if until else components
     root = pipeline_dir(config)
     lineage = Lineage(root)

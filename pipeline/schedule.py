@@ -152,11 +152,11 @@ def prepare_schedule(config_file: str, *, host: str | None, cron: str, experimen
     """
     from pipeline.compiler import compile_pipeline, host_path_warnings
     from pipeline.loader import config_warnings, load_config
-    from pipeline.specs import retrain_if_due
+    from pipeline.specs import pipeline_of, retrain_if_due
 
     six_fields = kfp_cron(cron)
     config = load_config(config_file)
-    components = retrain_if_due()
+    components = retrain_if_due(pipeline_of(config))
     compile_pipeline(config, package, components=components)
     pipeline_name = config.pipeline.name
     return Schedule(config_file=config_file, package=package, pipeline_name=pipeline_name,

@@ -67,6 +67,7 @@ FAIRNESS_REPORT = ArtifactType("FairnessReport", "HTML", "fairness_report.html")
 PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
 MODEL_MONITORING = ArtifactType("ModelMonitoring", "Artifact")
 MONITORING_REPORT = ArtifactType("ModelMonitoringReport", "HTML", "monitoring_report.html")
+INFERENCE_RESULT = ArtifactType("InferenceResult", "Dataset")
 
 # Files inside folder artifacts, shared by the components that write and read them.
 SPLIT_INFO_FILE = "split_info.json"
@@ -82,6 +83,7 @@ EVALUATION_SUMMARY_FILE = "metrics.json"
 BLESSING_FILE = "blessing.json"
 SERVING_SAMPLE_FILE = "serving_sample.json"  # in the evaluation: examples and what the evaluated model returned
 INFRA_BLESSING_FILE = "infra_blessing.json"
+PUSH_RECORD_FILE = "push.json"  # in the Pusher's pushed_model: what it pushed (version, path) or why not
 
 
 @dataclass(frozen=True)
@@ -486,11 +488,33 @@ MONITOR = ComponentSpec(
     kfp_cache=False,
 )
 
+BULK_INFERRER = ComponentSpec(
+    name="BulkInferrer",
+    module="components.bulk_inferrer",
+    doc="Scores a table (bulk_inference.source) with the model just pushed, streaming; writes the predictions.",
+    sections=("bulk_inference", "data", "features", "evaluator", "pusher"),
+    inputs={"pushed_model": InputRef("Pusher", "pushed_model", optional=True)},  # absent: sluiceway predict
+    outputs={"predictions": INFERENCE_RESULT},
+    summary=("rows_scored",),
+    headline="Predictions: {rows_scored:,} rows scored with {model} ({rows_per_second:,} rows/s): {predictions}/{file}",
+    cache_files="components.bulk_inferrer.core:cache_files",
+)
+
 # The pipeline sluiceway runs; the order is derived, not kept by hand.
 COMPONENTS = Components([EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR, TRANSFORM, TUNER, TRAINER,
                          BASELINE_RESOLVER, EVALUATOR, INFRA_VALIDATOR, PUSHER])
 COMPONENTS_BY_NAME: Mapping[str, ComponentSpec] = COMPONENTS.by_name
+# Every component declared here, those outside the default pipeline too (Monitor, BulkInferrer).
+DECLARED: Mapping[str, ComponentSpec] = {spec.name: spec for spec in (*COMPONENTS, MONITOR, BULK_INFERRER)}
 COMPONENT_NAMES: tuple[str, ...] = COMPONENTS.names
+
+
+def pipeline_of(config) -> Components:
+    """The components a pipeline file runs: sluiceway's pipeline, and the BulkInferrer after the push
+    when the file has ``bulk_inference.source``."""
+    if config.bulk_inference.source:  # it runs when the Pusher does (compiled: in the Pusher's dsl.If)
+        return Components([*COMPONENTS, dataclasses.replace(BULK_INFERRER, run_if=PUSHER.run_if)])
+    return COMPONENTS
 
 
 def retrain_if_due(components: Components = COMPONENTS) -> Components:

@@ -71,8 +71,8 @@ from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
 from pipeline.files import file_sha256
-from pipeline.specs import (BLESSING_FILE, EVALUATION_SUMMARY_FILE, INFRA_BLESSING_FILE, SCHEMA_FILE, SPLIT_INFO_FILE,
-                            STATS_FILE)
+from pipeline.specs import (BLESSING_FILE, EVALUATION_SUMMARY_FILE, INFRA_BLESSING_FILE, PUSH_RECORD_FILE, SCHEMA_FILE,
+                            SPLIT_INFO_FILE, STATS_FILE)
 
 SERVING_SIGNATURE = "serving_default"  # what TF Serving calls when a request names no signature
 
@@ -102,7 +102,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
         reference = reference_files(inputs["evaluation"], inputs["examples"], inputs["statistics"], inputs["schema"])
         record = push(inputs["model"], inputs["blessing"], inputs["evaluation"], pusher.destination, progress,
                       fingerprints, reference, infra_blessing_dir=inputs.get("infra_blessing"))
-    with open(os.path.join(outputs["pushed_model"], "push.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(outputs["pushed_model"], PUSH_RECORD_FILE), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     return {"pushed": record["pushed"], **({"version": str(record["version"])} if "version" in record else {})}
 

@@ -48,6 +48,39 @@ def test_quickstart_runs_then_a_rerun_executes_nothing(tmp_path, capsys):
     assert (f"Nothing changed: all {count - 1} cacheable components reused cached outputs; BaselineResolver "
             "(never cached) ran again.") in again
     assert again.count(" done ") == 1 and "BaselineResolver  done" in again
+    _predict_gives_the_evaluators_scores(tmp_path, config, capsys)
+
+
+def _predict_gives_the_evaluators_scores(tmp_path, config: str, capsys) -> None:
+    """`sluiceway predict` with the model just pushed, on the eval split's own file: the same scores as
+    the Evaluator's for the same rows, with the lineage recorded."""
+    import base64
+
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    samples = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "*" / "Evaluator" / "evaluation"
+                            / "serving_sample.json"))
+    with open(samples[0], encoding="utf-8") as handle:
+        sample = json.load(handle)
+    eval_file = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "*" / "ExampleGen" / "examples" / "Split-eval"
+                              / "*.tfrecord.gz"))[0]
+    output = tmp_path / "scored" / "eval.parquet"
+    assert main(["predict", config, "--data", eval_file, "-o", str(output), "--keep", "applicant_id"]) == 0
+    out = capsys.readouterr().out
+    [version] = os.listdir(tmp_path / "serving" / "credit")
+    assert f"Predictions: 2,978 rows scored with version {version} of " in out
+    table = pq.read_table(output)
+    assert table.column_names == ["applicant_id", "probability", "predicted"]
+    ids = [tf.train.Example.FromString(base64.b64decode(text)).features.feature["applicant_id"].bytes_list.value[0]
+           .decode() for text in sample["examples"]]
+    assert table.column("applicant_id").to_pylist()[:len(ids)] == ids       # the same rows, in order
+    scored = table.column("probability").to_pylist()[:len(ids)]
+    assert max(abs(a - b[0]) for a, b in zip(scored, sample["outputs"]["scores"])) <= 1e-6
+    lineage = json.loads((tmp_path / "scored" / "eval.parquet.lineage.json").read_text())
+    assert lineage["annotations"]["version"] == int(version) and lineage["rows"]["scored"] == 2978
+    assert lineage["model"]["fingerprint"] == json.loads(
+        (tmp_path / "serving" / "credit" / version / "sluiceway_manifest.json").read_text())["model_fingerprint"]
 
 
 def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_path, capsys):

@@ -25,9 +25,10 @@ def compile_golden_monitor(output: str) -> str:
     """The continuous-training pipeline of the golden config (``sluiceway compile --monitor``)."""
     from pipeline.compiler import compile_pipeline
     from pipeline.loader import load_config
-    from pipeline.specs import retrain_if_due
+    from pipeline.specs import pipeline_of, retrain_if_due
 
-    return compile_pipeline(load_config(GOLDEN_CONFIG), output, retrain_if_due())
+    config = load_config(GOLDEN_CONFIG)
+    return compile_pipeline(config, output, retrain_if_due(pipeline_of(config)))
 
 
 if __name__ == "__main__":

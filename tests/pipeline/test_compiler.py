@@ -40,7 +40,8 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     compiled = compile_golden(str(tmp_path / "compiled.yaml"))
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
-    assert set(loaded.component_spec.inputs) == {"beam", "curated_schema", "data", "evaluator", "features", "infra_validator",
+    assert set(loaded.component_spec.inputs) == {"beam", "bulk_inference", "curated_schema", "data", "evaluator",
+                                                 "features", "infra_validator",
                                                  "preprocessing_module", "pusher", "trainer", "transform", "tuner",
                                                  "validation"}
     # the YAML's values are the parameters' defaults, as JSON text
@@ -56,7 +57,7 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
 def test_every_component_runs_in_the_yaml_image_without_installing_anything(tmp_path):
     compiled = _documents(compile_golden(str(tmp_path / "compiled.yaml")))[0]
     executors = compiled["deploymentSpec"]["executors"]
-    assert len(executors) == len(COMPONENTS)
+    assert len(executors) == len(COMPONENTS) + 1   # the golden file has a BulkInferrer
     for name, executor in executors.items():
         container = executor["container"]
         assert container["image"] == "registry.example.com/sluiceway:0.1.0", name
@@ -101,8 +102,12 @@ def test_the_pusher_runs_only_when_the_model_is_blessed_and_passed_the_serving_c
     assert serves["triggerPolicy"]["condition"] == \
         "inputs.parameter_values['pipelinechannel--infra-validator-serves'] == true"
     pushed = compiled["components"][serves["componentRef"]["name"]]["dag"]["tasks"]
-    assert [t["taskInfo"]["name"] for t in pushed.values()] == ["Pusher"]
+    # the golden file scores a table after each push: the BulkInferrer shares the Pusher's dsl.If
+    assert sorted(t["taskInfo"]["name"] for t in pushed.values()) == ["BulkInferrer", "Pusher"]
     assert "infra_blessing" in pushed["pusher"]["inputs"]["artifacts"]
+    assert pushed["bulk-inferrer"]["dependentTasks"] == ["pusher"]
+    predictions = compiled["components"]["comp-bulk-inferrer"]["outputDefinitions"]["artifacts"]["predictions"]
+    assert predictions["artifactType"]["schemaTitle"] == "system.Dataset"
     evaluator = compiled["components"]["comp-evaluator"]["outputDefinitions"]
     assert evaluator["parameters"]["blessed"]["parameterType"] == "BOOLEAN"
     kinds = {name: a["artifactType"]["schemaTitle"] for name, a in evaluator["artifacts"].items()}
@@ -130,7 +135,7 @@ def test_the_monitor_runs_first_and_training_only_under_its_retrain_verdict(tmp_
     blessed = next(t for t in inner.values() if t["taskInfo"]["name"] == "Evaluator-blessed")
     [serves] = compiled["components"][blessed["componentRef"]["name"]]["dag"]["tasks"].values()
     pushed = compiled["components"][serves["componentRef"]["name"]]["dag"]["tasks"]
-    assert [t["taskInfo"]["name"] for t in pushed.values()] == ["Pusher"]
+    assert sorted(t["taskInfo"]["name"] for t in pushed.values()) == ["BulkInferrer", "Pusher"]
     monitor = compiled["components"]["comp-monitor"]["outputDefinitions"]
     assert monitor["parameters"]["retrain"]["parameterType"] == "BOOLEAN"
     assert monitor["artifacts"]["monitoring_report"]["artifactType"]["schemaTitle"] == "system.HTML"

@@ -1,0 +1,1 @@
+"""BulkInferrer: scores whole files with a sluiceway SavedModel (``sluiceway predict``), streaming."""
