@@ -1,13 +1,14 @@
-"""Throughput and memory of scoring a large CSV with the BulkInferrer's core. Prints figures; asserts nothing.
+"""Throughput and memory of `sluiceway predict` on a large CSV. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_predict.py [--rows 1000000] [--model PATH] [--output parquet|csv]
 
 In a temporary folder (removed afterwards) it generates ``--rows`` rows of the quickstart's credit data
 (CSV, seed 8) and, without ``--model``, trains the quickstart pipeline up to the Trainer on 20,000
-generated rows (seed 7, as the quickstart). Then ``components.bulk_inferrer.core.score`` scores the CSV
-in a separate Python process, keeping ``applicant_id``, and the figures of that process are printed:
-rows, seconds (of ``score``, TensorFlow's import and the model's load included, and of the whole
-process), rows/s, its peak RSS and the output's size. The peak is the process's own ``VmHWM``
+generated rows (seed 7, as the quickstart). Then ``sluiceway predict --model <that model> --keep
+applicant_id`` (``pipeline.cli.main``) scores the CSV in a separate Python process, and the figures of
+that process are printed: rows, seconds (of the BulkInferrer's scoring, TensorFlow's import and the
+model's load included, from the lineage file; and of the whole process), rows/s, its peak RSS and the
+output's size. The peak is the process's own ``VmHWM``
 (``/proc/self/status``), read as it ends. Not ``getrusage(RUSAGE_CHILDREN).ru_maxrss``: Linux counts
 in a child's figure the memory it started with, a copy of its parent's, before ``exec``; after
 training in this process that said 1,159 MB for a scoring process whose ``VmHWM`` was 878 MB. Last,
@@ -62,10 +63,11 @@ def main() -> None:
               f"{time.perf_counter() - started:.0f}s", flush=True)
         model = args.model or _trained_model(folder)
         out = os.path.join(folder, f"predictions.{args.output}")
+        _write_pipeline(folder)
         figures, wall = _score_in_child(model, data, out)
         print(f"rows             {figures['rows_scored']:,} scored of {figures['rows_read']:,} read "
               f"({figures['rows_skipped']:,} skipped)")
-        print(f"seconds          {figures['seconds']:.1f} in score() (TensorFlow import and model load included), "
+        print(f"seconds          {figures['seconds']:.1f} scoring (TensorFlow import and model load included), "
               f"{wall:.1f} for the whole process")
         print(f"rows/s           {figures['rows_per_second']:,.0f}")
         print(f"peak RSS         {figures['peak_rss_mb']:,.0f} MB (the scoring process)")
@@ -108,14 +110,32 @@ def _score_in_child(model: str, data: str, out: str) -> tuple[dict, float]:
         return json.load(handle), wall
 
 
-def _score(model: str, data: str, out: str) -> None:
-    """Scores ``data`` into ``out`` (the child process); writes the figures beside the output."""
-    from components.bulk_inferrer.core import score
-    from pipeline.loader import load_config
+def _write_pipeline(folder: str) -> str:
+    """The quickstart's YAML with its runs kept in ``folder`` (what `sluiceway predict` reads)."""
+    with open(QUICKSTART, encoding="utf-8") as handle:
+        text = handle.read()
+    text = text.replace("root: pipelines", f"root: {os.path.join(folder, 'pipelines')}").replace(
+        "../../schemas/", os.path.join(REPO, "schemas") + "/")
+    path = os.path.join(folder, "pipeline.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
-    config = load_config(QUICKSTART)
-    figures = score(model, [data], out, data=config.data, features=config.features, keep=[KEEP],
-                    progress=lambda line: print(f"  {line}", flush=True))
+
+def _score(model: str, data: str, out: str) -> None:
+    """`sluiceway predict` of ``data`` into ``out`` (the child process); writes the figures beside the output."""
+    from pipeline.cli import main as sluiceway
+
+    pipeline = os.path.join(os.path.dirname(out), "pipeline.yaml")
+    code = sluiceway(["predict", pipeline, "--data", data, "-o", out, "--model", model, "--keep", KEEP])
+    if code:
+        raise SystemExit(code)
+    with open(out + ".lineage.json", encoding="utf-8") as handle:
+        lineage = json.load(handle)
+    rows = lineage["rows"]
+    figures = {"rows_read": rows["read"], "rows_scored": rows["scored"], "rows_skipped": rows["skipped"],
+               "seconds": lineage["seconds"], "rows_per_second": rows["scored"] / lineage["seconds"],
+               "columns": list(lineage["output"]["columns"])}
     with open("/proc/self/status", encoding="ascii") as handle:  # VmHWM: this process's peak resident set
         peak_kib = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
     with open(out + ".figures.json", "w", encoding="utf-8") as handle:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -64,6 +65,7 @@ from pipeline.specs import PUSH_RECORD_FILE
 
 INPUT_FORMATS = ("auto", "csv", "parquet", "tfrecord")
 LINEAGE_FORMAT = "sluiceway predictions 1"
+SOURCE_FIELD = "bulk_inference.source (sluiceway predict --data)"  # what an error calls the data to score
 PREDICTIONS_NAME = "predictions"  # the artifact's file: predictions.parquet or predictions.csv
 _PROGRESS_SECONDS = 5.0
 
@@ -81,7 +83,8 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
 
     Returns:
         ``rows_scored``, ``rows_skipped``, ``rows_per_second``, ``model`` (which model scored, in words),
-        ``model_version`` (empty for a model that is not a pushed version), ``model_fingerprint``, ``file``
+        ``model_version`` (empty for a model that is not a pushed version), ``model_fingerprint``,
+        ``data_sha256`` (of every input file's path and SHA-256, as the lineage file lists them), ``file``
         (the predictions' name in the artifact), ``output`` (``bulk_inference.output``, or empty).
 
     Raises:
@@ -95,7 +98,7 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             "bulk_inference.source", "expected the data to score (a file, folder or glob), or sluiceway predict "
                                      "--data PATH")])
     model_dir, model = choose_model(inputs.get("pushed_model"), settings.model, config["pusher"])
-    files = sources.source_files(data.model_copy(update={"source": settings.source}))
+    files = sources.source_files(data.model_copy(update={"source": settings.source}), SOURCE_FIELD)
     folder = outputs["predictions"]
     os.makedirs(folder, exist_ok=True)
     in_artifact = os.path.join(folder, f"{PREDICTIONS_NAME}.{settings.output_format}")
@@ -110,10 +113,13 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
             with atomic_path(copy) as temporary:
                 shutil.copyfile(source, temporary)
     with open(figures["lineage"], encoding="utf-8") as handle:
-        fingerprint = json.load(handle)["model"]["fingerprint"]
+        record = json.load(handle)
+    data_sha256 = hashlib.sha256(json.dumps(sorted((entry["path"], entry["sha256"]) for entry in record["inputs"]))
+                                 .encode()).hexdigest()
     return {"rows_scored": figures["rows_scored"], "rows_skipped": figures["rows_skipped"],
             "rows_per_second": int(figures["rows_per_second"]), "model": model["model"],
-            "model_version": str(model.get("version") or ""), "model_fingerprint": fingerprint,
+            "model_version": str(model.get("version") or ""), "model_fingerprint": record["model"]["fingerprint"],
+            "data_sha256": data_sha256,
             "file": os.path.basename(in_artifact), "output": settings.output or ""}
 
 
@@ -339,4 +345,4 @@ def cache_files(config: Mapping[str, Section]) -> list[str]:
     settings: BulkInferenceConfig = config["bulk_inference"]
     if not settings.source:
         return []
-    return sources.source_files(config["data"].model_copy(update={"source": settings.source}))
+    return sources.source_files(config["data"].model_copy(update={"source": settings.source}), SOURCE_FIELD)

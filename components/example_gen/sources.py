@@ -41,18 +41,20 @@ class Span:
     files: tuple[str, ...]
 
 
-def source_files(data: DataConfig) -> list[str]:
+def source_files(data: DataConfig, field: str = "data.source") -> list[str]:
     """The files ExampleGen reads: those ``data.source`` names (a file, a folder's files or a glob's
     matches, sorted; local or a URL such as ``gs://bucket/data/*.csv``, read through ``tf.io.gfile``:
     see ``storage``), or with ``{SPAN}`` in it the files of the spans ``resolve_spans`` picks, span by
     span.
+
+    ``field`` is what an error calls the source (``bulk_inference.source`` for data read elsewhere).
 
     Raises:
         DataError: Nothing matches, or a URL cannot be listed.
     """
     if SPAN in data.source:
         return [path for span in resolve_spans(data) for path in span.files]
-    return _files_of(data.source)
+    return _files_of(data.source, field)
 
 
 def resolve_spans(data: DataConfig) -> list[Span]:
@@ -159,12 +161,12 @@ def cache_files(config: Mapping[str, Section]) -> list[str]:
     return source_files(config["data"])
 
 
-def _files_of(source: str) -> list[str]:
+def _files_of(source: str, field: str = "data.source") -> list[str]:
     matches = storage.list_files(source)
     if matches is None:
-        raise DataError(f"data.source: {source}: no such file; expected a CSV, Parquet or TFRecord file, a folder or a glob")
+        raise DataError(f"{field}: {source}: no such file; expected a CSV, Parquet or TFRecord file, a folder or a glob")
     if not matches:
-        raise DataError(f"data.source: {source}: no files match")
+        raise DataError(f"{field}: {source}: no files match")
     return sorted(matches)
 
 

@@ -48,7 +48,8 @@ def source_of(monitoring: MonitoringConfig, data: DataConfig) -> tuple[str, Opti
         DataError: No source is given and ``data.source`` has no ``{SPAN}``, or nothing matches.
     """
     if monitoring.source:
-        files = sources.source_files(data.model_copy(update={"source": monitoring.source}))
+        files = sources.source_files(data.model_copy(update={"source": monitoring.source}),
+                                     "monitoring.source (sluiceway monitor --data)")
         return monitoring.source, sources.span_of(data, monitoring.source), files
     if sources.SPAN not in data.source:
         raise DataError("monitor: give the data to judge with --data PATH (or monitoring.source); data.source "

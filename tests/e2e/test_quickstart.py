@@ -81,6 +81,13 @@ def _predict_gives_the_evaluators_scores(tmp_path, config: str, capsys) -> None:
     assert lineage["annotations"]["version"] == int(version) and lineage["rows"]["scored"] == 2978
     assert lineage["model"]["fingerprint"] == json.loads(
         (tmp_path / "serving" / "credit" / version / "sluiceway_manifest.json").read_text())["model_fingerprint"]
+    # the run is recorded like any other, with which model and which data
+    run_id = re.search(r"run (\S+) in ML Metadata", out).group(1)
+    run = json.loads((tmp_path / "pipelines" / "quickstart" / run_id / "run.json").read_text())
+    [bulk] = run["components"]
+    assert bulk["name"] == "BulkInferrer" and bulk["figures"]["model_version"] == version
+    assert bulk["figures"]["model_fingerprint"] == lineage["model"]["fingerprint"]
+    assert len(bulk["figures"]["data_sha256"]) == 64
 
 
 def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_path, capsys):

@@ -62,6 +62,7 @@ def test_in_the_pipeline_the_version_just_pushed_scores_into_the_artifact(served
     lineage = json.loads(open(os.path.join(outputs["predictions"], "predictions.parquet.lineage.json")).read())
     assert lineage["annotations"]["version"] == served["version"]
     assert lineage["model"]["fingerprint"] == figures["model_fingerprint"]
+    assert len(figures["data_sha256"]) == 64 and lineage["inputs"][0]["sha256"] != figures["data_sha256"]
 
 
 def test_an_output_file_gets_the_predictions_and_the_artifact_a_copy(served, trained_model, tmp_path):
@@ -104,3 +105,10 @@ def test_a_push_record_without_a_model_or_no_source_is_a_clear_error(tmp_path):
     outputs = make_outputs(str(tmp_path / "BulkInferrer"), ("predictions",))
     with pytest.raises(ConfigError, match="bulk_inference.source"):
         execute({}, outputs, _config(None))
+
+
+def test_data_that_is_not_there_is_named_by_its_field(served, tmp_path):
+    outputs = make_outputs(str(tmp_path / "BulkInferrer"), ("predictions",))
+    with pytest.raises(DataError, match=r"^bulk_inference.source \(sluiceway predict --data\): .*missing.csv: no such "
+                                        "file"):
+        execute({}, outputs, _config(served["destination"], source=str(tmp_path / "missing.csv")))
