@@ -201,7 +201,9 @@ def test_infer_schema_writes_a_schema_to_curate_and_never_overwrites_silently(co
 
 
 _SLOW = """
-import sys, time
+import signal, sys, time
+# Ctrl-C's own handler, whatever this process inherited (a job started in the background has SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import components.statistics_gen.core as core
 def slow(inputs, outputs, config, progress):
     print("STATISTICS-STARTED", flush=True)
