@@ -180,12 +180,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = run_pipeline(config, args.file, components=alone, use_cache=False)
     else:
         result = _kfp_runner(args.runner)(config, args.file, components=alone)
-    figures = result.outcome(BULK_INFERRER.name).figures
-    print(f"Predictions: {figures['rows_scored']:,} rows scored with {figures['model']} "
-          f"({figures['rows_per_second']:,} rows/s): {figures['output']}"
-          + (f"; {figures['rows_skipped']:,} bad rows left out (listed in the lineage file)"
-             if figures["rows_skipped"] else ""))
-    print(f"Lineage: {figures['output']}.lineage.json; run {result.run_id} in ML Metadata (sluiceway runs "
+    import json
+
+    from components.bulk_inferrer.output import lineage_path
+
+    with open(lineage_path(settings.output), encoding="utf-8") as handle:  # whichever runner wrote it
+        lineage = json.load(handle)
+    rows = lineage["rows"]
+    print(f"Predictions: {rows['scored']:,} rows scored with {lineage['annotations']['model']} "
+          f"({rows['scored'] / max(lineage['seconds'], 1e-9):,.0f} rows/s): {settings.output}"
+          + (f"; {rows['skipped']:,} bad rows left out (listed in the lineage file)" if rows["skipped"] else ""))
+    print(f"Lineage: {lineage_path(settings.output)}; run {result.run_id} in ML Metadata (sluiceway runs "
           f"{args.file})")
     return 0
 

@@ -88,6 +88,12 @@ def _predict_gives_the_evaluators_scores(tmp_path, config: str, capsys) -> None:
     assert bulk["name"] == "BulkInferrer" and bulk["figures"]["model_version"] == version
     assert bulk["figures"]["model_fingerprint"] == lineage["model"]["fingerprint"]
     assert len(bulk["figures"]["data_sha256"]) == 64
+    # as a kfp task, the same predictions
+    again = tmp_path / "scored" / "eval-kfp.parquet"
+    assert main(["predict", config, "--data", eval_file, "-o", str(again), "--keep", "applicant_id",
+                 "--runner", "kfp-local"]) == 0
+    assert f"Predictions: 2,978 rows scored with version {version} of " in capsys.readouterr().out
+    assert pq.read_table(again).equals(table)
 
 
 def test_drifted_data_stops_the_run_at_validation_with_the_anomalies_listed(tmp_path, capsys):
