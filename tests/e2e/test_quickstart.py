@@ -122,7 +122,7 @@ def test_kfp_local_runner_runs_the_compiled_components_with_the_same_results_and
     capsys.readouterr()
     assert main(["run", config, "--runner", "kfp-local"]) == 5
     captured = capsys.readouterr()
-    assert "kfp local run blocked: 9 executed, 1 skipped" in captured.out
+    assert "kfp local run blocked: 10 executed, 1 skipped" in captured.out
     assert "error: Evaluator: the model is not pushed: 1 of 1 gate checks failed" in captured.err
     [run_dir] = glob.glob(str(tmp_path / "pipelines" / "quickstart" / "kfp-local" / "quickstart-*"))
     kfp_run = json.load(open(os.path.join(run_dir, "run.json")))
