@@ -60,25 +60,17 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def pipeline_of(config):
-    """The components ``config`` runs (``pipeline.specs.pipeline_of``)."""
-    from pipeline.specs import pipeline_of as components_of
-
-    return components_of(config)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if args.runner in ("kfp-local", "docker"):
-        result = _kfp_runner(args.runner)(config, args.file, until=args.until, components=pipeline_of(config))
+        result = _kfp_runner(args.runner)(config, args.file, until=args.until)
         where = "kfp local run" if args.runner == "kfp-local" else f"docker run (every component in {config.kubeflow.image})"
         print(f"{where} {result.status.lower()}: {result.executed} executed, {result.skipped} skipped; "
               f"outputs under {result.run_dir}")
         return verdict_exit_code(result)
     from pipeline.runner import run_pipeline
 
-    result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until,
-                          components=pipeline_of(config))
+    result = run_pipeline(config, args.file, use_cache=not args.no_cache, until=args.until)
     return _print_run(result)
 
 
@@ -267,12 +259,12 @@ def _retrain(config, config_file: str, summary: dict, echo, runner: str = "local
     reasons = "; ".join(f"{r['kind']} {r['what']}" + (f" [{r['slice']}]" if r["slice"] not in ("-", "overall") else "")
                         for r in summary["reasons"] if r["triggers_retrain"])
     if runner == "local":
-        result = run_pipeline(config, config_file, echo=echo, components=pipeline_of(config),
+        result = run_pipeline(config, config_file, echo=echo,
                               annotations={"triggered_by": summary["run"], "trigger_verdict": summary["verdict"],
                                            "trigger_reasons": reasons[:2000]})
         code = _print_run(result)
     else:
-        result = _kfp_runner(runner)(config, config_file, echo=echo, components=pipeline_of(config))
+        result = _kfp_runner(runner)(config, config_file, echo=echo)
         code = verdict_exit_code(result)
     pusher = next((o for o in result.components if o.name == "Pusher"), None)
     if pusher and pusher.state == "executed" and pusher.figures.get("pushed"):
@@ -300,7 +292,7 @@ def cmd_generate_data(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipeline.compiler import compile_pipeline, host_path_warnings
-    from pipeline.specs import retrain_if_due
+    from pipeline.specs import pipeline_of, retrain_if_due
 
     config = _load(args.file)
     components = retrain_if_due(pipeline_of(config)) if args.monitor else pipeline_of(config)

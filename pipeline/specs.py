@@ -506,7 +506,6 @@ COMPONENTS = Components([EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDA
 COMPONENTS_BY_NAME: Mapping[str, ComponentSpec] = COMPONENTS.by_name
 # Every component declared here, those outside the default pipeline too (Monitor, BulkInferrer).
 DECLARED: Mapping[str, ComponentSpec] = {spec.name: spec for spec in (*COMPONENTS, MONITOR, BULK_INFERRER)}
-COMPONENT_NAMES: tuple[str, ...] = COMPONENTS.names
 
 
 def pipeline_of(config) -> Components:

@@ -347,14 +347,16 @@ def write_serving_sample(model, examples_dir: str, split: str, path: str,
                          rows: int = SERVING_SAMPLE_ROWS) -> None:
     """The first ``rows`` examples of the evaluated split, serialized as TFMA read them, with what the
     evaluated ``model``'s ``serving_default`` returned for them in this process (the Evaluator passes the
-    model TFMA loaded; it is called as TFMA calls it): the InfraValidator sends the same examples to the model in a serving process and
-    compares the answers (training/serving skew)."""
+    model TFMA loaded; it is called as TFMA calls it): the InfraValidator sends the same examples to the
+    model in a serving process and compares the answers (training/serving skew)."""
     import base64
+    import itertools
 
     import tensorflow as tf
 
-    records = [record.numpy() for record in
-               tf.data.TFRecordDataset(split_file(examples_dir, split), compression_type="GZIP").take(rows)]
+    from components.common.tfrecord import read_records
+
+    records = list(itertools.islice(read_records(split_file(examples_dir, split)), rows))
     signature = model.signatures["serving_default"]
     input_name = next(iter(signature.structured_input_signature[1]))
     outputs = signature(**{input_name: tf.constant(records)}) if records else {}

@@ -204,19 +204,20 @@ def _serve(request_path: str, result_path: str, log_path: str, load_timeout: flo
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
         stage, deadline = "starting", time.monotonic() + load_timeout
+        limit = f"{load_timeout:g} s (infra_validator.load_timeout_seconds)"
         while True:
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 process.kill()
                 process.wait()
-                return {"problem": f"no answer within {load_timeout:g} s (infra_validator.load_timeout_seconds); "
-                                   f"it was still {stage}"}
+                return {"problem": f"no answer within {limit}; it was still {stage}"}
             if line is None:
                 break  # the process ended
             stage = line.split()[0] if line.split() else stage
             if stage == "loaded":
                 deadline = time.monotonic() + QUERY_SECONDS
+                limit, stage = f"{QUERY_SECONDS} s after loading", "answering the requests"
         code = process.wait()
     if os.path.exists(result_path):
         with open(result_path, encoding="utf-8") as handle:
