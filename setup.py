@@ -13,12 +13,15 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    package_data={"components.pusher": ["templates/*.j2"]},  # the model card's template
     install_requires=[
         "absl-py>=1.0,<3",
         "apache-beam[gcp]>=2.61.0,<2.62",
         "docker>=7,<8",  # kfp's DockerRunner (sluiceway run --runner docker)
         "fairness-indicators>=0.47.0,<0.48",
-        "google-crc32c>=1.5,<2",  # TFRecord checksums without importing TensorFlow
+        "google-crc32c>=1.5,<2",
+        "jinja2>=3.1,<4",  # the model card's HTML
+        "jsonschema>=4.18,<5",  # the model card validated against its published schema  # TFRecord checksums without importing TensorFlow
         "keras-tuner>=1.4.7,<1.5",
         "kfp>=2.13.0,<2.14",
         "kfp-kubernetes>=1.5.0,<1.6",  # the release that accepts kfp 2.13 and protobuf < 5

@@ -412,6 +412,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     raise SluicewayError(f"report: no fairness report in {which}; the Evaluator writes one when it runs")
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    from components.pusher.approve import approve
+
+    config = _load(args.file)
+    record = approve(config, args.run, args.reason, args.by, progress=print)
+    approval = record["approval"]
+    if record["pushed"]:
+        print(f"Pushed run {args.run}'s blocked model as version {record['version']} ({record['path']}), approved by "
+              f"{approval['by']} at {approval['at']}: {approval['reason']}. {len(approval['failed_checks'])} failed "
+              "checks are on the record in its manifest and model card.")
+    else:
+        print(f"Nothing pushed: run {args.run}'s model is {record['reason']}.")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from components.pusher.approve import card_path
+
+    print(card_path(_load(args.file), args.version))
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     from pipeline.json_schema import render
 
@@ -617,6 +639,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--run", help="run id (default: the latest run with a report)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("approve", help="push a run's model the gates blocked, with who approved it and why on the "
+                                       "record (never one that failed the serving check)")
+    p.add_argument("file")
+    p.add_argument("--run", required=True, help="the run whose blocked model ships (`sluiceway runs` lists them)")
+    p.add_argument("--reason", required=True, help="why it may ship though a gate blocked it")
+    p.add_argument("--by", help="who approves (default: the user running the command)")
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("card", help="print the path of a pushed version's model card (HTML)")
+    p.add_argument("file")
+    p.add_argument("--version", type=int, help="the version (default: the one serving)")
+    p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("config-schema", help="print or write the JSON Schema of pipeline YAML files")
     p.add_argument("-o", "--output")

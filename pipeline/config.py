@@ -702,6 +702,10 @@ class MetricGate(Section):
     min: Optional[FiniteNumber] = Field(None, description="Lowest passing value, within the metric's range.")
     max: Optional[FiniteNumber] = Field(None, description="Highest passing value, within the metric's range.")
     per: Optional[list[ColumnName]] = Field(None, description="Check every slice of these features, not overall.")
+    judge: Literal["value", "lower_bound", "upper_bound"] = Field(
+        "value", description="What is compared with the bounds: the value (TFMA's threshold decides), or a bound "
+                             "of its confidence interval (evaluator.intervals; sluiceway decides): lower_bound "
+                             "passes a min only when the whole interval is above it.")
 
     @model_validator(mode="after")
     def _bounded(self) -> "MetricGate":
@@ -725,6 +729,10 @@ class FairnessGate(Section):
     min_ratio: Optional[Fraction] = Field(None, description="Smallest allowed min/max ratio (0.8: four-fifths rule).")
     reference: Optional[str] = Field(None, description="Compare each group with this one instead of max vs min.")
     threshold: Optional[Fraction] = Field(None, description="Decision threshold (default: the first configured).")
+    judge: Literal["value", "significant"] = Field(
+        "value", description="value: the measured gap (or ratio) is compared with the bound (TFMA decides a gap). "
+                             "significant: a pair of groups fails only when its gap is beyond the bound and the "
+                             "gap's confidence interval excludes zero (sluiceway decides, on evaluator.intervals).")
 
     @model_validator(mode="after")
     def _bounded(self) -> "FairnessGate":
@@ -744,23 +752,70 @@ class RegressionGate(Section):
     per: Optional[list[ColumnName]] = None
 
 
+class AttributionGate(Section):
+    """A feature's share of the model's total attribution (evaluator.attributions) may not exceed
+    ``max_share``: e.g. a sensitive feature the model should not rely on."""
+
+    attribution: ColumnName = Field(description="The feature whose share of attribution is bounded, e.g. sex.")
+    max_share: Fraction = Field(description="Largest allowed share of the total attribution, e.g. 0.05.")
+    with_proxies: bool = Field(False, description="Count the shares of its strongest proxies (the features most "
+                                                  "associated with it in train) as its own.")
+
+
 def _gate_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for key, kind in (("metric", "metric"), ("fairness", "fairness"), ("no_regression", "no_regression")):
+        for key in GATE_TAGS:
             if key in value:
-                return kind
+                return key
     elif isinstance(value, BaseModel):
-        return {MetricGate: "metric", FairnessGate: "fairness", RegressionGate: "no_regression"}.get(type(value))
+        return {MetricGate: "metric", FairnessGate: "fairness", RegressionGate: "no_regression",
+                AttributionGate: "attribution"}.get(type(value))
     return None
 
 
-GATE_TAGS = ("metric", "fairness", "no_regression")  # pydantic puts the chosen tag into error locations
+GATE_TAGS = ("metric", "fairness", "no_regression", "attribution")  # pydantic puts the chosen tag into error locations
 Gate = Annotated[
     Union[Annotated[MetricGate, Tag("metric")], Annotated[FairnessGate, Tag("fairness")],
-          Annotated[RegressionGate, Tag("no_regression")]],
+          Annotated[RegressionGate, Tag("no_regression")], Annotated[AttributionGate, Tag("attribution")]],
     Discriminator(_gate_kind, custom_error_type="gate_kind",
-                  custom_error_message="expected a gate with one of the keys metric, fairness or no_regression"),
+                  custom_error_message="expected a gate with one of the keys metric, fairness, no_regression or "
+                                       "attribution"),
 ]
+
+INTERVAL_METHODS = ("closed_form", "tfma_jackknife", "tfma_bootstrap", "off")
+
+
+class IntervalsConfig(Section):
+    """Confidence intervals of every metric on every slice (candidate and baseline)."""
+
+    method: Literal[INTERVAL_METHODS] = Field(  # type: ignore[valid-type]
+        "closed_form", description="closed_form: from the counts and sums TFMA computes in its one pass (Wilson for "
+                                   "rates and accuracy, Hanley-McNeil for AUC, the delta method for means and ratios, "
+                                   "a bootstrap of the confusion matrix for F1 and averages over classes); "
+                                   "tfma_jackknife or tfma_bootstrap: TFMA's own resampling, for any metric (several "
+                                   "times slower); off: no intervals.")
+    level: Annotated[float, Field(strict=True, gt=0.5, lt=1), Expected("a number between 0.5 and 1, e.g. 0.95")] = \
+        Field(0.95, description="Confidence level of the intervals.")
+    max_width: Annotated[float, Field(gt=0), AfterValidator(_finite), Expected("a number above 0")] = Field(
+        0.2, description="An interval wider than this (a metric between 0 and 1), or than this times the value's "
+                         "size (other metrics), is too wide to judge: the slice is flagged.")
+    seed: Annotated[int, Field(strict=True, ge=0), Expected("a whole number of at least 0")] = Field(
+        0, description="Seed of the confusion-matrix bootstrap.")
+
+
+class AttributionsConfig(Section):
+    """Feature attributions on the evaluated split: permutation importance of each raw feature (how much
+    the model's loss grows when that feature's values are shuffled across examples), for any model
+    type, overall and per group of each sensitive feature."""
+
+    enabled: bool = Field(True, description="Compute them (the attribution gates need them).")
+    examples: Count = Field(3000, description="Evaluated examples used (the first ones of the split).")
+    repeats: Count = Field(1, description="Shuffles per feature, averaged.")
+    seed: Annotated[int, Field(strict=True, ge=0), Expected("a whole number of at least 0")] = Field(
+        0, description="Seed of the shuffles.")
+    proxies: Annotated[int, Field(strict=True, ge=0), Expected("a whole number of at least 0")] = Field(
+        3, description="For each sensitive feature, how many of the features most associated with it in train are "
+                       "shown as its proxies.")
 
 
 class EvaluatorConfig(Section):
@@ -783,6 +838,8 @@ class EvaluatorConfig(Section):
         default_factory=dict, description="Numeric features sliced by bands, with their boundaries in increasing "
                                           "order: {age: [25, 40, 60]} gives the age slices <25, [25,40), [40,60), "
                                           ">=60. A numeric feature can only be sliced by bands.")
+    intervals: IntervalsConfig = Field(default_factory=IntervalsConfig)
+    attributions: AttributionsConfig = Field(default_factory=AttributionsConfig)
     gates: list[Gate] = Field(default_factory=list, description="Checks the model must pass to be pushed.")
 
     @model_validator(mode="after")
@@ -812,6 +869,14 @@ class EvaluatorConfig(Section):
             if isinstance(gate, MetricGate):
                 for bound, problem in _bound_problems(gate):
                     problems.add(("gates", index, bound), problem)
+            if getattr(gate, "judge", "value") != "value" and self.intervals.method == "off":
+                problems.add(("gates", index, "judge"),
+                             f"judge: {gate.judge} needs confidence intervals, and evaluator.intervals.method is off; "
+                             "expected judge: value, or an intervals method such as closed_form")
+            if isinstance(gate, AttributionGate) and not self.attributions.enabled:
+                problems.add(("gates", index, "attribution"),
+                             "an attribution gate needs the attributions, and evaluator.attributions.enabled is "
+                             "false; expected enabled: true")
             if isinstance(gate, RegressionGate) and METRIC_RANGES[gate.no_regression] == (0.0, 1.0) \
                     and gate.max_drop >= 1:
                 problems.add(("gates", index, "max_drop"),
@@ -940,6 +1005,8 @@ def _not_declared_as(name: str, kind: str, features: FeaturesConfig) -> Optional
 
 def _task_gate_problems(gate: Any, task: str) -> list[tuple[Loc, str]]:
     """Why ``gate`` does not fit ``task`` (a metric the task has not, a ``class`` missing or not used)."""
+    if isinstance(gate, AttributionGate):
+        return []
     if isinstance(gate, MetricGate):
         field, name, allowed = "metric", gate.metric, evaluator_metrics.gate_metrics_of_task(task)
     elif isinstance(gate, FairnessGate):
@@ -1014,6 +1081,15 @@ def cross_section_issues(sections: dict[str, Any]) -> list[tuple[Loc, str]]:
                 problems.add(("evaluator", "gates", i, *loc), problem)
             if isinstance(gate, FairnessGate):
                 named.append((("evaluator", "gates", i, "feature"), [gate.feature]))
+            elif isinstance(gate, AttributionGate):
+                if gate.attribution not in features.feature_names:
+                    problems.add(("evaluator", "gates", i, "attribution"),
+                                 f"names {gate.attribution}, not declared under features (expected a feature of "
+                                 "features.numeric or features.categorical)")
+                elif gate.with_proxies and gate.attribution not in features.sensitive:
+                    problems.add(("evaluator", "gates", i, "with_proxies"),
+                                 f"proxies are found for the sensitive features only, and {gate.attribution} is not "
+                                 "in features.sensitive; expected a sensitive feature, or with_proxies: false")
             elif gate.per:
                 named.append((("evaluator", "gates", i, "per"), list(gate.per)))
         for loc, names in named:
@@ -1166,6 +1242,37 @@ class BulkInferenceConfig(Section):
                               "the pipeline it is always the model just pushed (or already serving).")
 
 
+Text = Annotated[str, AfterValidator(_non_empty), Expected("a non-empty text")]
+
+
+class Owner(Section):
+    name: Text
+    contact: Optional[Text] = Field(None, description="An e-mail address, a team channel or a page.")
+
+
+class EthicalConsideration(Section):
+    name: Text = Field(description="The risk, e.g. 'loans denied to a protected group'.")
+    mitigation: Optional[Text] = Field(None, description="What is done about it.")
+
+
+class ModelCardConfig(Section):
+    """What only people know about the model, for the model card written into every pushed version
+    (the run fills in the rest: data, metrics per slice with intervals, gates, attributions, lineage).
+    A section left empty is said to be empty on the card."""
+
+    overview: Optional[Text] = Field(None, description="What the model does, in a few sentences.")
+    owners: list[Owner] = Field(default_factory=list, description="Who answers for the model: [{name, contact}].")
+    intended_uses: list[Text] = Field(default_factory=list, description="What the model is for.")
+    intended_users: list[Text] = Field(default_factory=list, description="Who is meant to use its predictions.")
+    out_of_scope_uses: list[Text] = Field(default_factory=list, description="Uses it must not be put to.")
+    limitations: list[Text] = Field(default_factory=list, description="Known limitations and caveats.")
+    ethical_considerations: list[EthicalConsideration] = Field(
+        default_factory=list, description="Risks and their mitigations: [{name, mitigation}].")
+    references: list[Text] = Field(default_factory=list, description="Papers, pages or documents about the model.")
+    licenses: list[Text] = Field(default_factory=list, description="Licenses the model is shared under.")
+    citations: list[Text] = Field(default_factory=list, description="How to cite the model.")
+
+
 class PipelineConfig(Section):
     """A whole pipeline file."""
 
@@ -1183,6 +1290,7 @@ class PipelineConfig(Section):
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     bulk_inference: BulkInferenceConfig = Field(default_factory=BulkInferenceConfig)
+    model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "PipelineConfig":

@@ -83,7 +83,7 @@ def version_lineage(config: PipelineConfig, version: Optional[int] = None, run: 
         "model_fingerprint": manifest.get("model_fingerprint"), "hyperparameters": manifest.get("hyperparameters"),
         "metrics": manifest.get("metrics") or {},
         "checks": checks, "checks_passed": sum(c.get("status") == "pass" for c in checks),
-        "triggered_by": trigger,
+        "triggered_by": trigger, "approval": manifest.get("approval"),
         "replaced": found[index - 1] if index > 0 else None,
         "replaced_by": found[index + 1] if index + 1 < len(found) else None,
         "monitor_runs": judged,
@@ -121,6 +121,13 @@ def format_lineage(lineage: dict) -> str:
                      + (f" ({trigger['reasons_text']})" if trigger.get("reasons_text") else ""))
     else:
         lines.append("  triggered by:    a run started by hand (no monitor verdict)")
+    approval = lineage.get("approval")
+    if approval:
+        failed = approval.get("failed_checks") or []
+        lines.append(f"  approved:        by {approval.get('by')} at {approval.get('at')} (run {approval.get('run')}), "
+                     f"overriding {len(failed)} failed gate check(s): {approval.get('reason')}")
+        lines += [f"                   - {c.get('gate')} on {c.get('slice')}: {c.get('metric')} {_number(c.get('value'))}"
+                  f" (bound {c.get('bound') or '-'})" for c in failed]
     lines.append(f"  replaced:        {lineage['replaced'] or '- (the first version)'}")
     lines.append(f"  replaced by:     {lineage['replaced_by'] or '- (the newest version)'}")
     checks = lineage["checks"]

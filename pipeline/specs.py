@@ -65,6 +65,7 @@ INFRA_BLESSING = ArtifactType("InfraBlessing", "Artifact")
 SERVING_REPORT = ArtifactType("InfraValidationReport", "Markdown", "serving_check.md")
 FAIRNESS_REPORT = ArtifactType("FairnessReport", "HTML", "fairness_report.html")
 PUSHED_MODEL = ArtifactType("PushedModel", "Artifact")
+MODEL_CARD = ArtifactType("ModelCard", "HTML", "model_card.html")
 MODEL_MONITORING = ArtifactType("ModelMonitoring", "Artifact")
 MONITORING_REPORT = ArtifactType("ModelMonitoringReport", "HTML", "monitoring_report.html")
 INFERENCE_RESULT = ArtifactType("InferenceResult", "Dataset")
@@ -81,6 +82,7 @@ HYPERPARAMETERS_FILE = "hyperparameters.json"
 TRAINING_SUMMARY_FILE = "training.json"
 EVALUATION_SUMMARY_FILE = "metrics.json"
 BLESSING_FILE = "blessing.json"
+ATTRIBUTIONS_FILE = "attributions.json"  # in the evaluation: the feature attributions
 SERVING_SAMPLE_FILE = "serving_sample.json"  # in the evaluation: examples and what the evaluated model returned
 INFRA_BLESSING_FILE = "infra_blessing.json"
 PUSH_RECORD_FILE = "push.json"  # in the Pusher's pushed_model: what it pushed (version, path) or why not
@@ -454,8 +456,9 @@ PUSHER = ComponentSpec(
     name="Pusher",
     module="components.pusher",
     doc="Pushes a blessed model that passed the serving check to the serving destination as a new version.",
-    # every section that shapes the model, for the manifest's config fingerprint
-    sections=("pusher", "data", "features", "transform", "tuner", "trainer", "evaluator"),
+    # every section that shapes the model, for the manifest's config fingerprint; and, for the model
+    # card, the pipeline's name and what people wrote about the model
+    sections=("pusher", "data", "features", "transform", "tuner", "trainer", "evaluator", "pipeline", "model_card"),
     inputs={
         "model": InputRef("Trainer", "model"),
         "blessing": InputRef("Evaluator", "blessing"),
@@ -466,7 +469,7 @@ PUSHER = ComponentSpec(
         "statistics": InputRef("StatisticsGen", "statistics"),
         "schema": InputRef("SchemaGen", "schema"),
     },
-    outputs={"pushed_model": PUSHED_MODEL},
+    outputs={"pushed_model": PUSHED_MODEL, "card": MODEL_CARD},
     run_if=(Condition("Evaluator", "blessed"), Condition("InfraValidator", "serves")),
     summary=("pushed", "version"),
     kfp_cache=False,  # a push is a side effect: a cached task would push nothing

@@ -20,13 +20,15 @@ from components.common import tasks
 from components.common.artifacts import split_file
 from components.common.model_fingerprint import model_fingerprint
 from components.common.tree_model import ensure_tree_ops
-from components.evaluator import gates, report
+from components.evaluator import gates, intervals, report
 from components.evaluator import metrics as metric_table
 from components.evaluator.eval_config import BASELINE, CANDIDATE, CONFUSION_MATRICES, build_eval_config, gate_index
+from components.evaluator.tfma_metrics import MOMENTS
 from pipeline.config import BeamConfig, EvaluatorConfig, FeaturesConfig, Section
 from pipeline.errors import DataError
 from pipeline.files import atomic_write_text
-from pipeline.specs import BLESSING_FILE, EVALUATION_SUMMARY_FILE, SERVING_SAMPLE_FILE, SPLIT_INFO_FILE
+from pipeline.specs import (ATTRIBUTIONS_FILE, BLESSING_FILE, EVALUATION_SUMMARY_FILE, SERVING_SAMPLE_FILE,
+                            SPLIT_INFO_FILE)
 from pipeline.table import markdown_table, text_table
 
 OVERALL = "overall"
@@ -58,12 +60,14 @@ def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mappi
     checks = gates.evaluate(evaluator, rows, baseline_rows, result["validation"],
                             groups=gates.data_groups(inputs["examples"]),
                             no_baseline=(result["baseline_problem"] or no_baseline_reason(inputs.get("baseline"))
-                                         or gates.NOTHING_SERVES), task=features.task)
+                                         or gates.NOTHING_SERVES), task=features.task,
+                            attributions=result["attributions"])
     blocked = gates.blocking(checks, evaluator)
     write_blessing(outputs["blessing"], checks, blocked, result["validation"], model_fingerprint(inputs["model"]))
     _append_gates_to_report(outputs["evaluation_report"], checks, blocked)
     page = report.render(rows, baseline_rows, [c.as_dict() for c in checks], not blocked, evaluator,
-                         features, f"{evaluator.split} split; baseline: {baseline or 'none'}", plots=result["plots"])
+                         features, f"{evaluator.split} split; baseline: {baseline or 'none'}", plots=result["plots"],
+                         attributions=result["attributions"])
     os.makedirs(os.path.dirname(outputs["fairness_report"]) or ".", exist_ok=True)
     atomic_write_text(outputs["fairness_report"], page)
     overall = next(r for r in rows if r["slice"] == OVERALL)
@@ -98,9 +102,12 @@ def _check_row(check: gates.Check) -> tuple:
     def number(value):
         return "-" if value is None else f"{value:.4f}"
 
-    return (check.gate, check.slice, check.metric, number(check.value), check.bound or "-", number(check.baseline),
+    interval = f" [{check.interval[0]:.4f}, {check.interval[1]:.4f}]" if check.interval else ""
+    judged = f" on the {check.judged}" if check.judged != "value" else ""
+    return (check.gate, check.slice, check.metric, number(check.value) + interval, check.bound or "-",
+            number(check.baseline),
             check.status + (f" ({check.detail})" if check.detail and check.status != gates.PASS else ""),
-            check.decided_by)
+            check.decided_by + judged)
 
 
 def write_blessing(folder: str, checks: list[gates.Check], blocked: list[gates.Check],
@@ -200,13 +207,19 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
                             data_location=split_file(examples_dir, evaluator.split), file_format="tfrecords",
                             output_path=evaluation_dir,
                             pipeline_options=PipelineOptions(list(beam_config.pipeline_options)))
-    write_serving_sample(models[0].model_loader.load(), examples_dir, evaluator.split,
-                         os.path.join(evaluation_dir, SERVING_SAMPLE_FILE))
+    loaded_model = models[0].model_loader.load()
+    write_serving_sample(loaded_model, examples_dir, evaluator.split, os.path.join(evaluation_dir, SERVING_SAMPLE_FILE))
+    attributions = _attributions(loaded_model, examples_dir, evaluator, features, progress) \
+        if evaluator.attributions.enabled else None
+    if attributions is not None:
+        atomic_write_text(os.path.join(evaluation_dir, ATTRIBUTIONS_FILE), json.dumps(attributions, indent=1))
+    del loaded_model
     _release_shared_models()
     loaded = list(tfma.load_metrics(evaluation_dir))
-    rows = _rows(loaded, evaluator, candidate, task, classes)
-    baseline_rows = _rows(loaded, evaluator, BASELINE, task, classes) if baseline_model else None
-    plots = _plots(list(tfma.load_plots(evaluation_dir)), candidate, task, classes)
+    loaded_plots = list(tfma.load_plots(evaluation_dir))
+    rows = _rows(loaded, evaluator, candidate, task, classes, loaded_plots)
+    baseline_rows = _rows(loaded, evaluator, BASELINE, task, classes, loaded_plots) if baseline_model else None
+    plots = _plots(loaded_plots, candidate, task, classes)
     if task == metric_table.BINARY:
         _write_classification(loaded, candidate, evaluator.decision_thresholds[0],
                               os.path.join(evaluation_dir, CLASSIFICATION_FILE))
@@ -219,10 +232,43 @@ def run_evaluator(examples_dir: str, model_dir: str, evaluation_dir: str, report
         json.dump({"split": evaluator.split, "task": task, "decision_thresholds": list(evaluator.decision_thresholds),
                    "min_slice_size": evaluator.min_slice_size, "baseline_model": baseline_model,
                    "baseline_problem": baseline_problem, **({"top_k": evaluator.top_k} if classes else {}),
+                   "intervals": {"method": evaluator.intervals.method, "level": evaluator.intervals.level,
+                                 "max_width": evaluator.intervals.max_width,
+                                 "methods": interval_methods(evaluator, task, classes)},
                    **plots, "slices": rows, "baseline_slices": baseline_rows}, handle, indent=2)
-    _write_report(rows, evaluator, report_path, task, plots)
+    _write_report(rows, evaluator, report_path, task, plots, attributions)
     return {"rows": rows, "baseline_rows": baseline_rows, "baseline_problem": baseline_problem,
-            "validation": validation, "plots": plots}
+            "validation": validation, "plots": plots, "attributions": attributions}
+
+
+TRAIN_SAMPLE = 20_000  # train examples read for the sensitive features' proxies
+
+
+def _attributions(model, examples_dir: str, evaluator: EvaluatorConfig, features: FeaturesConfig,
+                  progress: Callable[[str], None]) -> dict:
+    """Permutation importance of every raw feature on the first ``evaluator.attributions.examples``
+    examples of the evaluated split, overall and per group of each sensitive feature, and each
+    sensitive feature's proxies in train (``attributions.compute``)."""
+    import itertools
+    import time
+
+    from components.common.tfrecord import read_records
+    from components.evaluator import attributions
+
+    settings = evaluator.attributions
+    records = list(itertools.islice(read_records(split_file(examples_dir, evaluator.split)), settings.examples))
+    train = None
+    if features.sensitive and settings.proxies:
+        train = list(itertools.islice(read_records(split_file(examples_dir, "train")), TRAIN_SAMPLE))
+    started = time.monotonic()
+    found = attributions.compute(model, records, train, label=features.label, task=features.task,
+                                 numeric=list(features.numeric), categorical=list(features.categorical),
+                                 sensitive=list(features.sensitive), repeats=settings.repeats, seed=settings.seed,
+                                 proxies=settings.proxies, bands=dict(evaluator.bands),
+                                 min_slice_size=evaluator.min_slice_size)
+    progress(f"feature attributions: permutation importance of {len(found['features'])} raw features on "
+             f"{found['examples']:,} {evaluator.split} examples in {time.monotonic() - started:.1f} s")
+    return found
 
 
 def _signature_outputs(model_dir: str) -> dict[str, set[str]]:
@@ -463,46 +509,117 @@ def read_validation(result, eval_config) -> gates.TfmaValidation:
 
 
 def _rows(metrics_for_slices, evaluator: EvaluatorConfig, model_name: str, task: str = metric_table.BINARY,
-          classes: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+          classes: list[str] | tuple[str, ...] = (), plots_for_slices=()) -> list[dict[str, Any]]:
+    """One row per slice (overall first): its name, features, size, whether it is below
+    ``min_slice_size``, its metrics (key -> value), and, unless ``evaluator.intervals.method`` is off,
+    each metric's confidence interval (``intervals``: key -> [low, high]) and the keys whose interval
+    is too wide to judge (``wide``)."""
     import tensorflow_model_analysis as tfma
 
+    method = evaluator.intervals.method
+    matrices = _multiclass_matrices(plots_for_slices, model_name) if task == metric_table.MULTICLASS else {}
     rows = []
     for item in metrics_for_slices:
         if item.HasField("cross_slice_key"):
             continue  # the fairness gates' slice pairs: judged through the validation result
         key = tfma.slicer.deserialize_slice_key(item.slice_key)
         values: dict[tuple[str, Any], float] = {}  # (TFMA name, class id or None) -> value
+        errors: dict[tuple[str, Any], tuple[float, float]] = {}  # -> TFMA's (standard error, degrees of freedom)
+        counts: dict = {}
+        moments: dict[str, float] = {}
         for entry in item.metric_keys_and_values:
-            if (entry.value.HasField("double_value") and entry.key.model_name == model_name
-                    and not entry.key.is_diff):
+            if entry.key.model_name != model_name or entry.key.is_diff:
+                continue
+            if entry.key.name == CONFUSION_MATRICES:
+                counts = {round(m.threshold, 9): {"tp": m.true_positives, "fp": m.false_positives,
+                                                   "tn": m.true_negatives, "fn": m.false_negatives}
+                          for m in entry.value.confusion_matrix_at_thresholds.matrices}
+            elif entry.key.name.startswith(MOMENTS + "/"):
+                moments[entry.key.name.split("/", 1)[1]] = entry.value.double_value.value
+            elif entry.value.HasField("double_value"):
                 sub_key = entry.key.sub_key
                 class_id = sub_key.class_id.value if sub_key.HasField("class_id") else None
                 if not sub_key.HasField("top_k") and not sub_key.HasField("k"):
                     values[(entry.key.name, class_id)] = entry.value.double_value.value
-        metrics = {}
+                    if entry.HasField("confidence_interval"):
+                        interval = entry.confidence_interval
+                        errors[(entry.key.name, class_id)] = (interval.standard_error.double_value.value,
+                                                              interval.degrees_of_freedom.value)
+        metrics, standard_errors = {}, {}
         for metric in metric_table.metrics_of_task(task):
             if metric.per_class:
                 for class_id, class_name in enumerate(classes):
                     if (metric.tfma_key, class_id) in values:
                         metrics[metric.row_key(0.0, class_name)] = values[(metric.tfma_key, class_id)]
+                        if (metric.tfma_key, class_id) in errors:
+                            standard_errors[metric.row_key(0.0, class_name)] = errors[(metric.tfma_key, class_id)]
                 continue
             # binary: the rates at every decision threshold, the others at the first
             for threshold in evaluator.decision_thresholds if metric.rate else evaluator.decision_thresholds[:1]:
                 if (metric.tfma_key_at(threshold), None) in values:
                     metrics[metric.row_key(threshold)] = values[(metric.tfma_key_at(threshold), None)]
+                    if (metric.tfma_key_at(threshold), None) in errors:
+                        standard_errors[metric.row_key(threshold)] = errors[(metric.tfma_key_at(threshold), None)]
         size = metrics.get("example_count", 0.0)
-        rows.append({"slice": slice_name(key), "features": [f for f, _ in key], "size": size,
-                     "insufficient": size < evaluator.min_slice_size, "metrics": metrics})
+        row = {"slice": slice_name(key), "features": [f for f, _ in key], "size": size,
+               "insufficient": size < evaluator.min_slice_size, "metrics": metrics}
+        if method != "off":
+            if method == "closed_form":
+                found, _ = intervals.closed_form(row, task, [round(t, 9) for t in evaluator.decision_thresholds],
+                                                 evaluator.intervals.level, evaluator.intervals.seed,
+                                                 matrices.get(row["slice"], {}) if task == metric_table.MULTICLASS
+                                                 else counts, moments, classes)
+            else:
+                found, _ = intervals.from_tfma(row, standard_errors, evaluator.intervals.level,
+                                               intervals.TFMA_METHODS[method])
+            row["intervals"] = {k: list(v) for k, v in found.items()}
+            row["wide"] = [k for k, v in found.items()
+                           if intervals.too_wide(_metric_of_key(k, task), metrics.get(k), v,
+                                                 evaluator.intervals.max_width)]
+        rows.append(row)
     rows.sort(key=lambda r: (r["slice"] != OVERALL, len(r["features"]), r["slice"]))
     return rows
 
 
+def _metric_of_key(key: str, task: str) -> metric_table.Metric:
+    """The metric of a row key (``positive_rate@0.5``, ``precision[high]``, ``auc``)."""
+    return metric_table.metric(key.split("@", 1)[0].split("[", 1)[0], task)
+
+
+def interval_methods(evaluator: EvaluatorConfig, task: str, classes: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """Which method gives each metric's interval (``metrics.json`` ``intervals.methods``)."""
+    method = evaluator.intervals.method
+    if method == "off":
+        return {}
+    if method != "closed_form":
+        return {"*": intervals.TFMA_METHODS[method]}
+    return intervals.closed_form_methods(task, evaluator.decision_thresholds, classes)
+
+
+def _multiclass_matrices(plots_for_slices, model_name: str) -> dict[str, dict[tuple[int, int], float]]:
+    """Each slice's multiclass confusion matrix at the most probable class: (actual id, predicted
+    id) -> examples (an actual id of -1: a label outside the classes)."""
+    import tensorflow_model_analysis as tfma
+
+    found = {}
+    for plot in plots_for_slices:
+        if plot.HasField("cross_slice_key"):
+            continue
+        name = slice_name(tfma.slicer.deserialize_slice_key(plot.slice_key))
+        for entry in plot.plot_keys_and_values:
+            if entry.key.model_name == model_name and entry.value.HasField("multi_class_confusion_matrix_at_thresholds"):
+                matrix = entry.value.multi_class_confusion_matrix_at_thresholds.matrices[0]
+                found[name] = {(e.actual_class_id, e.predicted_class_id): e.num_weighted_examples
+                               for e in matrix.entries}
+    return found
+
+
 def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str, task: str = metric_table.BINARY,
-                  plots: Mapping[str, Any] | None = None) -> None:
+                  plots: Mapping[str, Any] | None = None, attributions: dict | None = None) -> None:
     threshold = evaluator.decision_thresholds[0]
     columns = metric_table.report_columns(threshold, task, evaluator.top_k)  # accuracy@0.5: at the threshold
     table = [[r["slice"], f"{r['size']:,.0f}" + (" (insufficient data)" if r["insufficient"] else ""),
-              *[_figure(r["metrics"].get(key)) for _, key, _ in columns]] for r in rows]
+              *[report.figure(r, key) for _, key, _ in columns]] for r in rows]
     note = (f" `@{threshold:g}`: measured at decision threshold {threshold:g} (the first of "
             "evaluator.decision_thresholds)." if task == metric_table.BINARY else
             " The predicted class is the most probable one." if task == metric_table.MULTICLASS else
@@ -510,6 +627,7 @@ def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str
     lines = ["# Model evaluation", "",
              f"Task: {task}. Split: {evaluator.split}. Slices with fewer than {evaluator.min_slice_size} examples "
              f"are marked insufficient data.{note}", "",
+             report.intervals_note(evaluator, task, (plots or {}).get("classes", ())), "",
              markdown_table(["slice", "examples", *[header for _, _, header in columns]], table), ""]
     plots = plots or {}
     if task == metric_table.MULTICLASS and rows:
@@ -523,10 +641,9 @@ def _write_report(rows: list[dict], evaluator: EvaluatorConfig, report_path: str
                   "last band also hold predictions outside the labels' range).", ""]
         lines += [markdown_table(*report.calibration_rows(plots)), ""] if plots.get("calibration_plot") else \
             ["No calibration plot: the labels of the split do not vary.", ""]
+    if attributions:
+        lines += report.attribution_lines(attributions)
     os.makedirs(os.path.dirname(report_path) or ".", exist_ok=True)
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
 
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"

@@ -33,7 +33,7 @@ import json
 from typing import Optional, Sequence
 
 from components.evaluator import metrics as table
-from pipeline.config import EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, RegressionGate
+from pipeline.config import AttributionGate, EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, RegressionGate
 from pipeline.errors import ConfigError, ConfigIssue
 
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -99,9 +99,15 @@ def gate_index(metric_name: str) -> Optional[int]:
 def checked_by_tfma(gate) -> bool:
     """Whether TFMA's thresholds decide this gate. sluiceway checks ``min_ratio`` (TFMA compares
     slices by difference only) and ``no_regression`` on a metric best at 1.0 (TFMA's change
-    thresholds know higher or lower is better only)."""
+    thresholds know higher or lower is better only). A gate that judges a bound of an interval, or
+    a gap's significance, is sluiceway's too (TFMA's thresholds compare point estimates), and so is
+    an attribution gate (TFMA computes no attributions)."""
+    if isinstance(gate, AttributionGate):
+        return False
+    if isinstance(gate, MetricGate):
+        return gate.judge == "value"
     if isinstance(gate, FairnessGate):
-        return gate.min_ratio is None
+        return gate.min_ratio is None and gate.judge == "value"
     if isinstance(gate, RegressionGate):
         return table.metric(gate.no_regression).direction in (table.HIGHER, table.LOWER)
     return True
@@ -186,7 +192,9 @@ def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_basel
     name = gate_metric(index, gate)
     metric = gate_metric_of(gate, task)
     config = _metric_config(metric, decision_threshold(evaluator, gate), name, evaluator.top_k)
-    if isinstance(gate, MetricGate):
+    if not checked_by_tfma(gate):
+        pass  # computed (the value is shown beside sluiceway's verdict), with no TFMA threshold
+    elif isinstance(gate, MetricGate):
         bounds = {}
         if gate.min is not None:
             bounds["lower_bound"] = {"value": gate.min}
@@ -196,13 +204,13 @@ def _gate_metric_config(index: int, gate, evaluator: EvaluatorConfig, with_basel
         config.per_slice_thresholds.append(tfma.PerSliceMetricThreshold(
             slicing_specs=[_slicing_spec(gate.per)], threshold=threshold))
     elif isinstance(gate, FairnessGate):
-        if gate.max_gap is not None:
+        if gate.max_gap is not None:  # (min_ratio is sluiceway's)
             # TFMA's cross-slice value is (baseline slice - comparison slice)
             threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
                 lower_bound={"value": -gate.max_gap}, upper_bound={"value": gate.max_gap}))
             config.cross_slice_thresholds.append(tfma.CrossSliceMetricThreshold(
                 cross_slicing_specs=[cross_slicing_spec(gate)], threshold=threshold))
-    elif with_baseline and checked_by_tfma(gate):
+    elif with_baseline:
         # TFMA's change is candidate - baseline (relative: divided by baseline): it may fall by
         # max_drop when higher is better, rise by max_drop when lower is better
         higher = metric.direction == table.HIGHER
@@ -236,7 +244,7 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
     task = features.task
     threshold = decision_threshold(evaluator)
     gate_configs = {i: _gate_metric_config(i, gate, evaluator, with_baseline, task)
-                    for i, gate in enumerate(evaluator.gates)}
+                    for i, gate in enumerate(evaluator.gates) if not isinstance(gate, AttributionGate)}
     # the task's metrics (binary: accuracy, precision, recall and F1 at the decision threshold, TFMA's
     # own default being 0.5); per-class metrics get a spec of their own, binarized on every class
     metrics = [_metric_config(m, threshold, top_k=evaluator.top_k) for m in table.metrics_of_task(task)
@@ -270,6 +278,19 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
                  "left": float(label_range[0]), "right": float(label_range[1])})))
         metrics += list(gate_configs.values())
 
+    resampling = {}
+    method = evaluator.intervals.method
+    if method == "closed_form":  # the sums behind the closed-form intervals, in the same pass
+        metrics.append(tfma.MetricConfig(class_name="SliceMoments", module=table.SLUICEWAY_METRICS,
+                                         config=json.dumps({"multiclass": task == table.MULTICLASS})))
+    elif method in ("tfma_jackknife", "tfma_bootstrap"):
+        from tensorflow_model_analysis.proto import config_pb2
+
+        methods = config_pb2.ConfidenceIntervalOptions.ConfidenceIntervalMethod
+        resampling = {"compute_confidence_intervals": wrappers_pb2.BoolValue(value=True),
+                      "confidence_intervals": config_pb2.ConfidenceIntervalOptions(
+                          method=methods.JACKKNIFE if method == "tfma_jackknife" else methods.POISSON_BOOTSTRAP)}
+
     def model_spec(name: str, is_baseline: bool = False):
         return tfma.ModelSpec(name=name, signature_name="serving_default", prediction_key=prediction_key,
                               label_key=label_key, preprocessing_function_names=[label_signature],
@@ -281,9 +302,9 @@ def build_eval_config(evaluator: EvaluatorConfig, features: FeaturesConfig, labe
         slicing_specs=[tfma.SlicingSpec()] + [slicing_spec(keys, evaluator.bands)
                                               for keys in slices(evaluator, features)],
         cross_slicing_specs=[cross_slicing_spec(g) for g in evaluator.gates
-                             if isinstance(g, FairnessGate) and g.max_gap is not None],
+                             if isinstance(g, FairnessGate) and checked_by_tfma(g)],
         # Not the model's compiled Keras metrics (loss, auc, binary_accuracy): every figure comes from
         # the metrics above, and TFMA would reload the SavedModel for each of their combiners (~3 s
         # each, a dozen with a baseline): about half the Evaluator's time.
-        options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
+        options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False), **resampling),
     )

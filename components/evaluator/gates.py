@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 from components.evaluator import metrics as table
 from components.evaluator.eval_config import checked_by_tfma, decision_threshold
-from pipeline.config import EvaluatorConfig, FairnessGate, MetricGate, RegressionGate
+from components.evaluator.intervals import mover_difference
+from pipeline.config import AttributionGate, EvaluatorConfig, FairnessGate, MetricGate, RegressionGate
 from pipeline.specs import SPLIT_INFO_FILE
 
 PASS, FAIL, INSUFFICIENT, NO_BASELINE = "pass", "fail", "insufficient data", "no baseline"
@@ -63,6 +64,8 @@ class Check:
     status: str
     detail: str = ""
     decided_by: str = TFMA
+    judged: str = "value"  # or "lower bound", "upper bound" (of the value's interval), "significant gap"
+    interval: Optional[tuple[float, float]] = None  # the value's confidence interval, when there is one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +82,9 @@ def describe(gate) -> str:
         against = f" vs {gate.reference}" if gate.reference else ""
         of = f"[{gate.class_name}]" if gate.class_name is not None else ""
         return f"fairness {gate.fairness}{of} across {gate.feature}{against}: {bound}"
+    if isinstance(gate, AttributionGate):
+        return f"attribution {gate.attribution}{' with its proxies' if gate.with_proxies else ''}: " \
+               f"max_share {gate.max_share:g}"
     drop = f"{gate.max_drop:g}" + (" (relative)" if gate.relative else "")
     return f"no_regression {gate.no_regression}: max_drop {drop}" + (f" per {'x'.join(gate.per)}" if gate.per else "")
 
@@ -87,7 +93,7 @@ def gate_slices(gate) -> list[str] | None:
     """The features whose slices a gate looks at (``None``: overall)."""
     if isinstance(gate, FairnessGate):
         return [gate.feature]
-    return list(gate.per) if gate.per else None
+    return list(gate.per) if getattr(gate, "per", None) else None
 
 
 def _rows_for(rows: list[dict], features: list[str] | None) -> list[dict]:
@@ -114,7 +120,8 @@ NOTHING_SERVES = "no model is serving yet: nothing to regress from"
 
 def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[dict] | None,
              tfma: TfmaValidation, groups: Mapping[str, Iterable[str]] | None = None,
-             no_baseline: str = NOTHING_SERVES, task: str = table.BINARY) -> list[Check]:
+             no_baseline: str = NOTHING_SERVES, task: str = table.BINARY,
+             attributions: Optional[dict] = None) -> list[Check]:
     """Every check of every gate, in gate order.
 
     Args:
@@ -128,13 +135,17 @@ def evaluate(evaluator: EvaluatorConfig, rows: list[dict], baseline_rows: list[d
             is ``None`` (nothing pushed yet, the serving versions are damaged, or the serving model
             is not comparable: another task or other classes).
         task: ``features.task``: which row of the metric table a gate's metric is.
+        attributions: The Evaluator's feature attributions (``attributions.json``), for the
+            attribution gates; ``None`` when they were not computed.
     """
     checks: list[Check] = []
     for index, gate in enumerate(evaluator.gates):
         name = f"gates[{index}] {describe(gate)}"
         verdict = _Verdict(tfma, index)
         threshold = decision_threshold(evaluator, gate)
-        if isinstance(gate, MetricGate):
+        if isinstance(gate, AttributionGate):
+            checks.append(_attribution_check(name, gate, attributions))
+        elif isinstance(gate, MetricGate):
             checks += _metric_checks(name, gate, _rows_for(rows, gate_slices(gate)), threshold, verdict, task,
                                      evaluator.top_k)
         elif isinstance(gate, FairnessGate):
@@ -182,12 +193,52 @@ def _metric_checks(name: str, gate: MetricGate, rows: list[dict], threshold: flo
     bound = " and ".join(b for b in (f">= {gate.min:g}" if gate.min is not None else "",
                                       f"<= {gate.max:g}" if gate.max is not None else "") if b)
     checks = []
+    key = metric.row_key(threshold)
     for row in rows:
-        value = row["metrics"].get(metric.row_key(threshold))
-        status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"])
+        value = row["metrics"].get(key)
+        interval = _interval(row, key)
+        detail = f"{row['size']:,.0f} examples"
+        if gate.judge == "value":
+            status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"])
+            checks.append(Check(name, row["slice"], metric.column(threshold, top_k=top_k), value, bound, None, status,
+                                detail, interval=interval))
+            continue
+        judged = gate.judge.replace("_", " ")
+        if interval is None:
+            status, detail = INSUFFICIENT, f"{detail}; no confidence interval to judge by"
+        else:
+            compared = interval[0] if gate.judge == "lower_bound" else interval[1]
+            within = (gate.min is None or compared >= gate.min) and (gate.max is None or compared <= gate.max)
+            status = INSUFFICIENT if row["insufficient"] else PASS if within else FAIL
+            detail = f"{detail}; {judged} of the interval: {compared:.4f}"
         checks.append(Check(name, row["slice"], metric.column(threshold, top_k=top_k), value, bound, None, status,
-                            f"{row['size']:,.0f} examples"))
+                            detail, SLUICEWAY, judged=judged, interval=interval))
     return checks
+
+
+def _interval(row: dict, key: str) -> Optional[tuple[float, float]]:
+    found = (row.get("intervals") or {}).get(key)
+    return (found[0], found[1]) if found else None
+
+
+def _attribution_check(name: str, gate: AttributionGate, attributions: Optional[dict]) -> Check:
+    """A feature's share of the total attribution (with its proxies' when asked) against ``max_share``."""
+    from components.evaluator.attributions import STRONG_PROXY as PROXY_ASSOCIATION  # a proxy counts from it up
+    from components.evaluator.attributions import share_of
+
+    metric = "attribution share" + (" with proxies" if gate.with_proxies else "")
+    bound = f"<= {gate.max_share:g}"
+    if not attributions or not attributions.get("features"):
+        return Check(name, "overall", metric, None, bound, None, INSUFFICIENT,
+                     "no feature attributions were computed", SLUICEWAY)
+    share = share_of(attributions, gate.attribution, with_proxies=gate.with_proxies, min_association=PROXY_ASSOCIATION)
+    proxies = [p["feature"] for p in attributions.get("sensitive", {}).get(gate.attribution, {}).get("proxies", [])
+               if p.get("association", 0) >= PROXY_ASSOCIATION]
+    detail = f"{attributions.get('method', 'attributions')} on {attributions.get('examples', 0):,} examples" + \
+        (f"; proxies (association >= {PROXY_ASSOCIATION:g}): {', '.join(proxies) or 'none'}"
+         if gate.with_proxies else "")
+    return Check(name, "overall", metric, share, bound, None, PASS if share <= gate.max_share else FAIL, detail,
+                 SLUICEWAY)
 
 
 def _absent_group_checks(name: str, gate: FairnessGate, rows: list[dict], known: Iterable[str], metric: str,
@@ -206,6 +257,7 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], key: str, 
     checks = [Check(name, r["slice"], metric, r["metrics"].get(key), "", None, INSUFFICIENT,
                     f"{r['size']:,.0f} examples, below min_slice_size: left out of the comparison", SLUICEWAY)
               for r in rows if r["insufficient"]]
+    intervals = {r["slice"]: _interval(r, key) for r in rows}
     groups = {r["slice"]: r["metrics"].get(key) for r in rows if not r["insufficient"]}
     groups = {k: v for k, v in groups.items() if v is not None and not math.isnan(v)}
     undefined = sorted(r["slice"] for r in rows if not r["insufficient"] and r["slice"] not in groups)
@@ -229,7 +281,10 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], key: str, 
         pairs = [(low, groups[low], high, groups[high])]
     for slice_, value, other, other_value in pairs:
         detail = f"{slice_}: {value:.4f} vs {other}: {other_value:.4f}"
-        if gate.max_gap is not None:
+        if gate.judge == "significant":
+            checks.append(_significance_check(name, gate, slice_, value, intervals.get(slice_), other, other_value,
+                                              intervals.get(other), metric, kind, bound, detail))
+        elif gate.max_gap is not None:
             measured = abs(value - other_value)
             if gate.reference is not None:
                 status = verdict.status((other, slice_))
@@ -246,6 +301,30 @@ def _fairness_checks(name: str, gate: FairnessGate, rows: list[dict], key: str, 
             checks.append(Check(name, f"{slice_} vs {other}", f"{metric} {kind}", measured, bound, None,
                                 PASS if measured >= gate.min_ratio else FAIL, detail, decided_by=SLUICEWAY))
     return checks
+
+
+def _significance_check(name: str, gate: FairnessGate, slice_: str, value: float, interval, other: str,
+                        other_value: float, other_interval, metric: str, kind: str, bound: str, detail: str) -> Check:
+    """``judge: significant``: a pair of groups fails only when its gap (or ratio) is beyond the bound
+    and the interval of the gap between them excludes zero: a difference the data shows, not noise."""
+    gap = mover_difference(value, interval, other_value, other_interval)
+    if gate.max_gap is not None:
+        measured = abs(value - other_value)
+        beyond = measured > gate.max_gap
+    else:
+        larger = max(value, other_value)
+        measured = min(value, other_value) / larger if larger > 0 else 1.0
+        beyond = measured < gate.min_ratio
+    where = f"{slice_} vs {other}"
+    if gap is None:
+        return Check(name, where, f"{metric} {kind}", measured, bound, None, INSUFFICIENT,
+                     f"{detail}; no interval of the gap to judge its significance by", SLUICEWAY,
+                     judged="significant gap")
+    significant = gap[0] > 0 or gap[1] < 0
+    verdict = "excludes 0: significant" if significant else "includes 0: not significant"
+    return Check(name, where, f"{metric} {kind}", measured, bound, None, FAIL if beyond and significant else PASS,
+                 f"{detail}; gap {value - other_value:+.4f}, interval [{gap[0]:+.4f}, {gap[1]:+.4f}] {verdict}",
+                 SLUICEWAY, judged="significant gap", interval=(round(gap[0], 6), round(gap[1], 6)))
 
 
 def _regression_checks(name: str, gate: RegressionGate, rows: list[dict], baseline_rows: list[dict] | None,
@@ -276,7 +355,8 @@ def _regression_checks(name: str, gate: RegressionGate, rows: list[dict], baseli
         else:
             bound, detail = f"<= {base + allowed:.4f} (baseline + {slack})", f"rise {value - base:+.4f}"
         status = INSUFFICIENT if row["insufficient"] else verdict.status(row["slice"], diff=True)
-        checks.append(Check(name, row["slice"], label, value, bound, base, status, detail))
+        checks.append(Check(name, row["slice"], label, value, bound, base, status, detail,
+                            interval=_interval(row, key)))
     return checks
 
 

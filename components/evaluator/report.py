@@ -28,7 +28,7 @@ h1{margin-bottom:0} .verdict{font-size:1.3em;padding:.5em 1em;border-radius:6px;
 table{border-collapse:collapse;margin:1em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td{white-space:nowrap} td.l{text-align:left;white-space:normal} tr.fail td{background:#fde2e1} tr.insufficient td{color:#888}
 .tag{font-size:.8em;padding:1px 6px;border-radius:4px;background:#eee} .tag.fail{background:#f8b4b0}
-.tag.pass{background:#c8e6c9} figure{margin:1em 0} figcaption{font-size:.9em;color:#555}
+.tag.pass{background:#c8e6c9} .tag.wide{background:#ffe0b2} small{color:#555} figure{margin:1em 0} figcaption{font-size:.9em;color:#555}
 """
 
 
@@ -36,9 +36,66 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+TOO_WIDE = "too wide to judge"
+
+
+def figure(row: Mapping[str, Any], key: str) -> str:
+    """A slice's value with its confidence interval, ``0.8123 [0.7901, 0.8334]``, marked when the
+    interval is too wide to judge (``evaluator.intervals.max_width``)."""
+    value = row["metrics"].get(key)
+    if value is None:
+        return "-"
+    text = f"{value:.4f}"
+    interval = (row.get("intervals") or {}).get(key)
+    if interval:
+        text += f" [{interval[0]:.4f}, {interval[1]:.4f}]"
+    if key in (row.get("wide") or ()):
+        text += f" ({TOO_WIDE})"
+    return text
+
+
+def attribution_lines(attributions: Mapping[str, Any], top: int = 10) -> list[str]:
+    """The Markdown report's attributions: the top features overall, and each sensitive feature's
+    share with its proxies."""
+    from pipeline.table import markdown_table
+
+    lines = ["## Feature attributions", "", f"{attributions.get('note', '')} Method: {attributions.get('method')}, "
+             f"loss: {attributions.get('loss')}, {attributions.get('examples', 0):,} examples.", "",
+             markdown_table(["feature", "importance", "share"],
+                            [[f["feature"], f"{f['importance']:.4f}", f"{f['share']:.1%}"]
+                             for f in attributions.get("features", [])[:top]]), ""]
+    for feature, found in (attributions.get("sensitive") or {}).items():
+        proxies = ", ".join(f"{p['feature']} ({p['measure']} {p['association']:.2f}, share {p['share']:.1%})"
+                            for p in found.get("proxies", [])) or "none found"
+        lines += [f"Sensitive feature **{feature}**: share {found.get('share', 0):.1%} (rank {found.get('rank')}); "
+                  f"strongest proxies in train: {proxies}.", ""]
+    return lines
+
+
+def intervals_note(evaluator: EvaluatorConfig, task: str, classes=()) -> str:
+    """What the brackets are: the level, each method and the metrics it gave, the width flagged."""
+    from components.evaluator import intervals
+
+    settings = evaluator.intervals
+    if settings.method == "off":
+        return "No confidence intervals (evaluator.intervals.method: off)."
+    if settings.method == "closed_form":
+        by_method: dict[str, list[str]] = {}
+        for key, method in intervals.closed_form_methods(task, evaluator.decision_thresholds, classes).items():
+            name = key.split("@", 1)[0].split("[", 1)[0]
+            if name not in by_method.setdefault(method, []):
+                by_method[method].append(name)
+        how = "; ".join(f"{method}: {', '.join(names)}" for method, names in by_method.items())
+    else:
+        how = f"{intervals.TFMA_METHODS[settings.method]} (TFMA's resampling) for every metric"
+    return (f"In brackets: the {settings.level:.0%} confidence interval ({how}). Marked '{TOO_WIDE}': wider than "
+            f"{settings.max_width:g} (a metric between 0 and 1) or {settings.max_width:g} x the value (others), "
+            "evaluator.intervals.max_width.")
+
+
 def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict], blessed: bool,
            evaluator: EvaluatorConfig, features: FeaturesConfig, title: str,
-           plots: Optional[Mapping[str, Any]] = None) -> str:
+           plots: Optional[Mapping[str, Any]] = None, attributions: Optional[Mapping[str, Any]] = None) -> str:
     """The report page.
 
     Args:
@@ -51,6 +108,7 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
         title: Shown as the page's heading (pipeline and run).
         plots: The overall slice's plots (``metrics.json``): multiclass ``classes`` and
             ``confusion_matrix``, regression ``calibration_plot``.
+        attributions: The feature attributions (``attributions.json``), or ``None``.
     """
     task = features.task
     threshold = evaluator.decision_thresholds[0]
@@ -66,7 +124,8 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
             metric = table.metric(gate.fairness if gate else DEFAULT_CHART[task], task)
             key = metric.row_key(decision_threshold(evaluator, gate), gate.class_name if gate else None)
             parts.append(_chart(feature, key, gate, rows, baseline_rows, evaluator))
-    parts += ["<h2>Every slice</h2>", _slices_table(rows, baseline_rows, threshold, evaluator, task)]
+    parts += ["<h2>Every slice</h2>", f"<p>{html.escape(intervals_note(evaluator, task, plots.get('classes', ())))}</p>",
+              _slices_table(rows, baseline_rows, threshold, evaluator, task)]
     if task == table.MULTICLASS and rows and plots.get("classes"):
         parts += ["<h2>Per class (overall, one-vs-rest)</h2>", _html_table(*class_rows(rows[0], plots["classes"])),
                   "<h2>Confusion matrix (overall)</h2><p>Rows: the label; columns: the predicted (most probable) "
@@ -74,8 +133,25 @@ def render(rows: list[dict], baseline_rows: list[dict] | None, checks: list[dict
     if task == table.REGRESSION and plots.get("calibration_plot"):
         parts += ["<h2>Calibration (overall)</h2><p>Mean prediction and mean label of the examples in each band of "
                   "predictions.</p>", _html_table(*calibration_rows(plots))]
+    if attributions:
+        from components.evaluator.attributions import html_section
+
+        parts.append(html_section(dict(attributions)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_figure(row: Mapping[str, Any] | None, key: str) -> str:
+    """A table cell's value, its interval in small type, and a tag when it is too wide to judge."""
+    if row is None or row["metrics"].get(key) is None:
+        return "-"
+    text = _number(row["metrics"][key])
+    interval = (row.get("intervals") or {}).get(key)
+    if interval:
+        text += f" <small>[{interval[0]:.4f}, {interval[1]:.4f}]</small>"
+    if key in (row.get("wide") or ()):
+        text += f" <span class='tag wide'>{TOO_WIDE}</span>"
+    return text
 
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -113,7 +189,8 @@ def calibration_rows(plots: Mapping[str, Any]) -> tuple[list[str], list[list[str
 def _checks_table(checks: list[dict]) -> str:
     if not checks:
         return "<p>No gates are configured (evaluator.gates).</p>"
-    head = "<tr><th>gate</th><th>slice</th><th>metric</th><th>value</th><th>bound</th><th>baseline</th><th>status</th></tr>"
+    head = ("<tr><th>gate</th><th>slice</th><th>metric</th><th>value [interval]</th><th>bound</th><th>judged</th>"
+            "<th>baseline</th><th>status</th></tr>")
     body = []
     for c in checks:
         status = c["status"]
@@ -122,9 +199,23 @@ def _checks_table(checks: list[dict]) -> str:
         detail = f" {html.escape(c['detail'])}" if c.get("detail") else ""
         body.append(f"<tr class='{css}'><td class='l'>{html.escape(c['gate'])}</td><td class='l'>"
                     f"{html.escape(c['slice'])}</td><td class='l'>{html.escape(c['metric'])}</td>"
-                    f"<td>{_number(c['value'])}</td><td>{html.escape(c['bound'] or '-')}</td>"
+                    f"<td>{_number(c['value'])}{_bracket(c.get('interval'))}</td><td>{html.escape(c['bound'] or '-')}</td>"
+                    f"<td class='l'>{html.escape(_judged(c))}</td>"
                     f"<td>{_number(c['baseline'])}</td><td class='l'>{tag}{detail}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _bracket(interval) -> str:
+    return f" <small>[{interval[0]:.4f}, {interval[1]:.4f}]</small>" if interval else ""
+
+
+def _judged(check: Mapping[str, Any]) -> str:
+    """What a check compared with its bound, and who decided: TFMA's threshold on the value, or
+    sluiceway's logic on an interval (TFMA's thresholds compare point estimates)."""
+    judged = check.get("judged") or "value"
+    if judged == "value":
+        return f"value ({check.get('decided_by', 'TFMA')})"
+    return f"{judged} (sluiceway, on the interval)"
 
 
 def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: list[dict] | None,
@@ -140,6 +231,7 @@ def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: lis
         return value if value is not None and math.isfinite(value) else 0.0
 
     values = [finite(r["metrics"].get(metric)) for r in groups] + [finite(v) for v in base.values()]
+    values += [finite(v) for r in groups for v in (r.get("intervals") or {}).get(metric, [])]
     bounds = _gate_bounds(feature, metric, gate, groups)
     top = max([1e-9, *values, *bounds]) * 1.15
     bottom = min([0.0, *values, *bounds]) * 1.15  # a negative mean prediction draws to the left of 0
@@ -164,8 +256,20 @@ def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: lis
         label = html.escape(row["slice"]) + (" (insufficient data)" if row["insufficient"] else "")
         svg.append(f"<text x='{left - 6}' y='{y + bar - 5}' text-anchor='end' font-size='12'>{label}</text>")
         svg.append(rect(value, y, bar, colour))
-        svg.append(f"<text x='{max(x_of(finite(value)), zero) + 4:.1f}' y='{y + bar - 5}' font-size='11'>"
-                   f"{_number(value)}</text>")
+        interval = (row.get("intervals") or {}).get(metric)
+        end = x_of(finite(value))
+        if interval:  # the confidence interval as a whisker over the bar
+            low, high = x_of(interval[0]), x_of(interval[1])
+            middle = y + bar / 2
+            svg.append(f"<line x1='{low:.1f}' y1='{middle}' x2='{high:.1f}' y2='{middle}' stroke='#222' "
+                       "stroke-width='1.5'/>" + "".join(
+                           f"<line x1='{x:.1f}' y1='{middle - 4}' x2='{x:.1f}' y2='{middle + 4}' stroke='#222'/>"
+                           for x in (low, high)))
+            end = max(end, high)
+        text = _number(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+        if metric in (row.get("wide") or ()):
+            text += f" {TOO_WIDE}"
+        svg.append(f"<text x='{max(end, zero) + 4:.1f}' y='{y + bar - 5}' font-size='11'>{html.escape(text)}</text>")
         y += bar
         if base:
             old = base.get(row["slice"])
@@ -174,7 +278,8 @@ def _chart(feature: str, metric: str, gate, rows: list[dict], baseline_rows: lis
                        f"baseline {_number(old)}</text>")
             y += bar
         y += gap
-    caption = f"{metric} by {feature}"
+    caption = f"{metric} by {feature}" + ("; black whiskers: confidence intervals" if any(
+        (r.get("intervals") or {}).get(metric) for r in groups) else "")
     if gate is not None and bounds:
         kind = f"max_gap {gate.max_gap:g}" if gate.max_gap is not None else f"min_ratio {gate.min_ratio:g}"
         for index, bound in enumerate(bounds):
@@ -228,8 +333,8 @@ def _slices_table(rows: list[dict], baseline_rows: list[dict] | None, threshold:
     for row in rows:
         css = "insufficient" if row["insufficient"] else ""
         flag = f" <span class='tag'>insufficient data (&lt; {evaluator.min_slice_size})</span>" if row["insufficient"] else ""
-        cells = "".join(f"<td>{_number(row['metrics'].get(key))}</td>" for _, key, _ in columns)
-        extra = f"<td>{_number(base.get(row['slice'], {}).get('metrics', {}).get(headline))}</td>" if base else ""
+        cells = "".join(f"<td>{_html_figure(row, key)}</td>" for _, key, _ in columns)
+        extra = f"<td>{_html_figure(base.get(row['slice']), headline)}</td>" if base else ""
         body.append(f"<tr class='{css}'><td class='l'>{html.escape(row['slice'])}{flag}</td>"
                     f"<td>{row['size']:,.0f}</td>{cells}{extra}</tr>")
     return f"<table>{head}{''.join(body)}</table>"

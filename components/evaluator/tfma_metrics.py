@@ -210,3 +210,85 @@ def r2_from_sums(weight: float, deviations: float, squared_error: float) -> floa
     if weight <= 0 or deviations <= 0:
         return float("nan")
     return 1.0 - squared_error / deviations
+
+
+# The running sums behind the closed-form confidence intervals (``intervals.py``) of the metrics that
+# are means or ratios of per-example figures: y the label, p the prediction (binary: the score),
+# e = y - p; ape the absolute percentage error (examples whose label is 0 left out, as TFMA's MAPE);
+# ll the multiclass log loss of one example (-log of the probability given to its label).
+MOMENTS = "slice_moments"
+MOMENT_SUMS = ("n", "y", "y2", "y3", "y4", "p", "p2", "yp", "e2", "e4", "e2y", "e2y2", "ae", "ape_n", "ape", "ape2",
+               "ll_n", "ll", "ll2")
+
+
+def moment_key(stat: str) -> str:
+    """The TFMA metric name of one running sum (``slice_moments/e2``)."""
+    return f"{MOMENTS}/{stat}"
+
+
+class SliceMoments(metric_types.Metric):
+    """Per slice, the sums of ``MOMENT_SUMS`` (each a metric of its own, ``slice_moments/<sum>``), in the
+    same Beam pass as every other metric: with them ``intervals.py`` gives the intervals of the
+    calibration, the errors, the means, R² and the log loss without resampling.
+
+    Args:
+        multiclass: The predictions are class probabilities and the label a class id.
+    """
+
+    def __init__(self, name: str = MOMENTS, multiclass: bool = False):
+        super().__init__(metric_util.merge_per_key_computations(_moments_computations), name=name,
+                         multiclass=multiclass)
+
+
+def _moments_computations(name: str = MOMENTS, multiclass: bool = False,
+                          eval_config: Optional[config_pb2.EvalConfig] = None, model_name: str = "",
+                          output_name: str = "", sub_key: Optional[metric_types.SubKey] = None,
+                          example_weighted: bool = False) -> metric_types.MetricComputations:
+    keys = [metric_types.MetricKey(name=f"{name}/{stat}", model_name=model_name, output_name=output_name,
+                                   sub_key=sub_key, example_weighted=example_weighted) for stat in MOMENT_SUMS]
+    return [metric_types.MetricComputation(keys=keys, preprocessors=None,
+                                           combiner=_MomentsCombiner(keys, eval_config, multiclass))]
+
+
+class _MomentsCombiner(beam.CombineFn):
+    def __init__(self, keys, eval_config: Optional[config_pb2.EvalConfig], multiclass: bool):
+        self._keys, self._eval_config, self._multiclass = keys, eval_config, multiclass
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros(len(MOMENT_SUMS))
+
+    def add_input(self, sums: np.ndarray, element: metric_types.StandardMetricInputs) -> np.ndarray:
+        key = self._keys[0]
+        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+                element, eval_config=self._eval_config, model_name=key.model_name, output_name=key.output_name,
+                flatten=not self._multiclass, squeeze=False):
+            sums[0] += 1
+            if self._multiclass:
+                label_id = int(np.asarray(label).reshape(-1)[0])
+                probabilities = np.asarray(prediction, dtype=float).reshape(-1)
+                if 0 <= label_id < len(probabilities):
+                    loss = -math.log(min(max(probabilities[label_id], 1e-15), 1.0))
+                    sums[16] += 1
+                    sums[17] += loss
+                    sums[18] += loss * loss
+                continue
+            y, p = float(np.asarray(label).reshape(-1)[0]), float(np.asarray(prediction).reshape(-1)[0])
+            if math.isnan(y) or math.isnan(p):
+                sums[0] -= 1
+                continue
+            e = y - p
+            e2 = e * e
+            sums[1:13] += (y, y * y, y ** 3, y ** 4, p, p * p, y * p, e2, e2 * e2, e2 * y, e2 * y * y, abs(e))
+            if y != 0:
+                ape = 100.0 * abs(e) / abs(y)
+                sums[13:16] += (1, ape, ape * ape)
+        return sums
+
+    def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+        merged = np.zeros(len(MOMENT_SUMS))
+        for sums in accumulators:
+            merged += sums
+        return merged
+
+    def extract_output(self, sums: np.ndarray) -> Dict[metric_types.MetricKey, float]:
+        return {key: float(value) for key, value in zip(self._keys, sums)}

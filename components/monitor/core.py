@@ -32,7 +32,7 @@ from components.example_validator.core import COMPARATOR_ANOMALIES, DRIFT, valid
 from components.monitor import history as monitor_history
 from components.monitor.reference import Reference, load_reference, serving_version
 from pipeline.config import (DataConfig, EvaluatorConfig, FairnessGate, FeaturesConfig, MetricGate, MonitoringConfig,
-                             RegressionGate, Section)
+                             RegressionGate, Section, AttributionGate)
 from pipeline.errors import DataError
 from pipeline.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pipeline.specs import ANOMALIES_FILE, STATS_FILE
@@ -209,8 +209,10 @@ def _evaluate(model_dir: str, examples_dir: str, reference: Reference, monitorin
     from components.evaluator.core import run_evaluator
     from components.evaluator.eval_config import decision_threshold
 
-    kept = [g for g in evaluator.gates if not isinstance(g, RegressionGate)]
-    judged = evaluator.model_copy(update={"gates": kept, "split": JUDGED_SPLIT})
+    kept = [g for g in evaluator.gates if not isinstance(g, (RegressionGate, AttributionGate))]
+    # (the attributions and their gates are the push's review of a candidate, not re-judged on new data)
+    judged = evaluator.model_copy(update={"gates": kept, "split": JUDGED_SPLIT,
+                                          "attributions": evaluator.attributions.model_copy(update={"enabled": False})})
     progress(f"evaluating the serving model on the new data ({len(kept)} push gates re-checked)")
     result = run_evaluator(examples_dir, model_dir, evaluation_dir, os.path.join(evaluation_dir, "evaluation.md"),
                            judged, features, beam, progress)

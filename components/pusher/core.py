@@ -70,9 +70,9 @@ from components.pusher.versions import (LOCK_SUFFIX, MANIFEST_FILE, clean_stale_
                                         taken_numbers, temporary_name, version_problem)
 from pipeline.config import PusherConfig, Section
 from pipeline.errors import GateFailed, SluicewayError
-from pipeline.files import file_sha256
-from pipeline.specs import (BLESSING_FILE, EVALUATION_SUMMARY_FILE, INFRA_BLESSING_FILE, PUSH_RECORD_FILE, SCHEMA_FILE,
-                            SPLIT_INFO_FILE, STATS_FILE)
+from pipeline.files import atomic_write_text, file_sha256
+from pipeline.specs import (ATTRIBUTIONS_FILE, BLESSING_FILE, EVALUATION_SUMMARY_FILE, INFRA_BLESSING_FILE,
+                            PUSH_RECORD_FILE, SCHEMA_FILE, SPLIT_INFO_FILE, STATS_FILE)
 
 SERVING_SIGNATURE = "serving_default"  # what TF Serving calls when a request names no signature
 
@@ -85,26 +85,122 @@ class ModelNotPushed(SluicewayError):
 def execute(inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Section],
             progress: Callable[[str], None] = lambda _: None) -> dict:
     """Runs the Pusher as a pipeline step; see ``push``. Returns its figures."""
+    record = push_step(inputs["model"], inputs["blessing"], inputs.get("infra_blessing"), inputs["evaluation"],
+                       inputs["examples"], inputs["statistics"], inputs["schema"], config, progress)
+    return write_step_outputs(record, outputs["pushed_model"], outputs.get("card"))
+
+
+def push_step(model_dir: str, blessing_dir: str, infra_blessing_dir: str | None, evaluation_dir: str,
+              examples_dir: str, statistics_dir: str, schema_dir: str, config: Mapping[str, Section],
+              progress: Callable[[str], None] = lambda _: None, approval: dict | None = None) -> dict:
+    """The Pusher's push with the fingerprints, monitoring reference and model card a pipeline run
+    records (``push``'s record); what ``sluiceway approve`` runs too, with its ``approval`` (by, at,
+    reason, run and the failed checks it accepts)."""
     pusher: PusherConfig = config["pusher"]
-    os.makedirs(outputs["pushed_model"], exist_ok=True)
     if not pusher.destination:
-        record = {"pushed": False, "reason": "pusher.destination is not set"}
-    else:
-        fingerprints = {"config_sha256": hashlib.sha256(json.dumps(
-            {name: section.model_dump(mode="json", by_alias=True) for name, section in sorted(config.items())},
-            sort_keys=True).encode()).hexdigest()}
-        with open(os.path.join(inputs["examples"], SPLIT_INFO_FILE), encoding="utf-8") as handle:
-            split_info = json.load(handle)
-        fingerprints["data_sha256"] = split_info.get("source_sha256", {})
-        if split_info.get("spans"):
-            fingerprints["spans"] = split_info["spans"]
-        fingerprints["code_version"] = pipeline_code_version()
-        reference = reference_files(inputs["evaluation"], inputs["examples"], inputs["statistics"], inputs["schema"])
-        record = push(inputs["model"], inputs["blessing"], inputs["evaluation"], pusher.destination, progress,
-                      fingerprints, reference, infra_blessing_dir=inputs.get("infra_blessing"))
-    with open(os.path.join(outputs["pushed_model"], PUSH_RECORD_FILE), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
+        return {"pushed": False, "reason": "pusher.destination is not set"}
+    shaping = {name: section for name, section in config.items() if name not in NOT_MODEL_SHAPING}
+    fingerprints = {"config_sha256": hashlib.sha256(json.dumps(
+        {name: section.model_dump(mode="json", by_alias=True) for name, section in sorted(shaping.items())},
+        sort_keys=True).encode()).hexdigest()}
+    with open(os.path.join(examples_dir, SPLIT_INFO_FILE), encoding="utf-8") as handle:
+        split_info = json.load(handle)
+    fingerprints["data_sha256"] = split_info.get("source_sha256", {})
+    if split_info.get("spans"):
+        fingerprints["spans"] = split_info["spans"]
+    fingerprints["code_version"] = pipeline_code_version()
+    reference = reference_files(evaluation_dir, examples_dir, statistics_dir, schema_dir)
+    card = card_builder(config, evaluation_dir, statistics_dir, schema_dir)
+    return push(model_dir, blessing_dir, evaluation_dir, pusher.destination, progress, fingerprints, reference,
+                infra_blessing_dir=infra_blessing_dir, card=card, approval=approval)
+
+
+def write_step_outputs(record: dict, pushed_model_dir: str, card_path: str | None) -> dict:
+    """The push record (``push_record.json``) and, when asked, the version's card as an HTML
+    artifact; returns the step's figures."""
+    os.makedirs(pushed_model_dir, exist_ok=True)
+    atomic_write_text(os.path.join(pushed_model_dir, PUSH_RECORD_FILE), json.dumps(record, indent=2))
+    if card_path:
+        _card_artifact(record, card_path)
     return {"pushed": record["pushed"], **({"version": str(record["version"])} if "version" in record else {})}
+
+
+def _card_artifact(record: dict, path: str) -> None:
+    """The model card of the version pushed (or already serving) as the component's HTML artifact,
+    for Kubeflow's UI; a page saying why there is none when nothing serves."""
+    from components.pusher.model_card import CARD_HTML
+
+    text = None
+    if record.get("path"):
+        card = join(record["path"], CARD_HTML)
+        try:
+            if is_url(card):
+                import tensorflow as tf
+
+                with tf.io.gfile.GFile(card) as handle:
+                    text = handle.read()
+            elif os.path.exists(card):
+                with open(card, encoding="utf-8") as handle:
+                    text = handle.read()
+        except OSError:
+            text = None
+    if text is None:
+        import html
+
+        why = record.get("reason") or "the version has no model card (pushed before sluiceway wrote cards)"
+        text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>No model card</title></head><body>"
+                f"<p>No model card: {html.escape(str(why))}.</p></body></html>")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write_text(path, text)
+
+
+# sections the Pusher reads that do not shape the model: left out of the manifest's config fingerprint
+NOT_MODEL_SHAPING = ("pipeline", "model_card")
+
+
+def card_builder(config: Mapping[str, Section], evaluation_dir: str, statistics_dir: str,
+                 schema_dir: str) -> Callable[[dict], dict]:
+    """The model card of the version being pushed, built from its manifest (which carries the version
+    number), the Evaluator's figures and attributions, the schema, the train statistics, and what
+    people wrote in the YAML's ``model_card`` section."""
+    from components.pusher import model_card
+
+    evaluation = _read_json(os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE)) or {}
+    attributions = _read_json(os.path.join(evaluation_dir, ATTRIBUTIONS_FILE))
+    schema_features, statistics = None, []
+    schema_path = os.path.join(schema_dir, SCHEMA_FILE)
+    if os.path.exists(schema_path):
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        with open(schema_path, encoding="utf-8") as handle:
+            schema_features = model_card.schema_summary(text_format.Parse(handle.read(), schema_pb2.Schema()))
+    for split in ("train", evaluation.get("split", "eval")):
+        path = os.path.join(statistics_dir, f"Split-{split}", STATS_FILE)
+        if os.path.exists(path):
+            from tensorflow_metadata.proto.v0 import statistics_pb2
+
+            with open(path, "rb") as handle:
+                statistics.append(model_card.statistics_summary(
+                    split, statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read())))
+    people = config["model_card"].model_dump(mode="json", exclude_none=True) if "model_card" in config else {}
+    features = config["features"].model_dump(mode="json")
+    name = config["pipeline"].name if "pipeline" in config else "model"
+
+    def build(manifest: dict) -> dict:
+        return model_card.build_card(manifest=manifest, evaluation=evaluation, attributions=attributions,
+                                     people=people, pipeline_name=name, features=features,
+                                     schema_features=schema_features, statistics=statistics or None,
+                                     approval=manifest.get("approval"))
+
+    return build
+
+
+def _read_json(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def reference_files(evaluation_dir: str, examples_dir: str, statistics_dir: str, schema_dir: str) -> dict[str, str]:
@@ -129,7 +225,8 @@ def pipeline_code_version() -> str:
 
 def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: str,
          progress: Callable[[str], None] = lambda _: None, fingerprints: dict | None = None,
-         reference: Mapping[str, str] | None = None, *, infra_blessing_dir: str | None = None) -> dict:
+         reference: Mapping[str, str] | None = None, *, infra_blessing_dir: str | None = None,
+         card: Callable[[dict], dict] | None = None, approval: dict | None = None) -> dict:
     """Copies ``model_dir`` to ``<destination>/<new version>/`` if the blessing says so, and if it is the
     model the blessing judged.
 
@@ -141,6 +238,11 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
             SHA-256 recorded in the manifest as ``reference``: what the Monitor compares with.
         infra_blessing_dir: The InfraValidator's verdict on this model; the model is pushed only when it
             says the model serves and names this model's fingerprint. Its checks go into the manifest.
+        card: Builds the model card from the version's manifest (``card_builder``); it is written into
+            the version beside the manifest (``model_card.json`` and ``model_card.html``).
+        approval: A reviewer's override of the gates: the model is pushed though not blessed, and
+            the approval (who, when, why, the failed checks) goes into the manifest and the card. It
+            never overrides the serving check, nor the check that this is the model evaluated.
 
     Returns:
         What was pushed: version, path, and the manifest written inside the version; or, when the
@@ -156,12 +258,15 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
     blessing_path = os.path.join(blessing_dir, BLESSING_FILE)
     with open(blessing_path, encoding="utf-8") as handle:
         blessing = json.load(handle)
-    if not blessing["blessed"]:
+    if not blessing["blessed"] and approval is None:
         raise GateFailed(f"Pusher: the model is not blessed ({len(blessing['blocking'])} gate checks failed); "
                          "nothing was pushed")
     serving = latest(destination)
     unchanged = f"the serving version ({serving or 'none yet'}) is unchanged"
     fingerprint = _judged_model(model_dir, blessing, blessing_path, unchanged)
+    if approval is not None and not infra_blessing_dir:
+        raise GateFailed(f"Pusher: an approval overrides gates, never the serving check, and this model has no "
+                         f"serving check record; nothing was pushed and {unchanged}")
     serving_check = _serving_check(infra_blessing_dir, fingerprint, unchanged) if infra_blessing_dir else None
     serving_manifest = read_manifest(serving) if serving else None
     if serving and _serves(serving, serving_manifest, fingerprint, model_dir):
@@ -173,13 +278,16 @@ def push(model_dir: str, blessing_dir: str, evaluation_dir: str, destination: st
     manifest = {**_manifest(model_dir, blessing, evaluation_dir), "model_fingerprint": fingerprint,
                 **model_record(model_dir), **(fingerprints or {}),
                 "reference": {name: file_sha256(path) for name, path in sorted(reference.items())},
-                **({"serving_check": serving_check} if serving_check else {})}
+                **({"serving_check": serving_check} if serving_check else {}),
+                **({"replaces": serving_manifest.get("version")} if serving_manifest and "version" in serving_manifest
+                   else {}),
+                **({"approval": approval} if approval is not None else {})}
     try:
         if is_url(destination):
-            version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged, reference)
+            version, target, manifest = _push_to_url(model_dir, destination, manifest, unchanged, reference, card)
         else:
             version, target, manifest = _push_to_folder(model_dir, destination, manifest, unchanged, progress,
-                                                        reference)
+                                                        reference, card)
     except OSError as exc:
         raise SluicewayError(f"Pusher: cannot write to pusher.destination {destination}: {exc}") from None
     progress(f"pushed version {version} to {destination}")
@@ -269,7 +377,8 @@ def _refuse_copy(copy: str, problem: str, unchanged: str) -> ModelNotPushed:
 
 
 def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged: str,
-                    progress: Callable[[str], None], reference: Mapping[str, str]) -> tuple[int, str, dict]:
+                    progress: Callable[[str], None], reference: Mapping[str, str],
+                    card: Callable[[dict], dict] | None = None) -> tuple[int, str, dict]:
     os.makedirs(destination, exist_ok=True)
     removed, unknown = clean_stale_temporaries(destination)
     if removed:
@@ -291,6 +400,10 @@ def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged:
             manifest = {"version": version, **manifest}
             with open(os.path.join(temporary, MANIFEST_FILE), "w", encoding="utf-8") as handle:
                 json.dump(manifest, handle, indent=2)
+            if card is not None:
+                from components.pusher.model_card import write_card
+
+                write_card(temporary, card(manifest))
             problem = _check_copy(temporary, manifest["model_fingerprint"])
             if problem:
                 raise _refuse_copy(temporary, problem, unchanged)
@@ -302,7 +415,7 @@ def _push_to_folder(model_dir: str, destination: str, manifest: dict, unchanged:
 
 
 def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: str,
-                 reference: Mapping[str, str]) -> tuple[int, str, dict]:
+                 reference: Mapping[str, str], card: Callable[[dict], dict] | None = None) -> tuple[int, str, dict]:
     import tensorflow as tf
 
     gfile = tf.io.gfile
@@ -333,6 +446,14 @@ def _push_to_url(model_dir: str, destination: str, manifest: dict, unchanged: st
                 gfile.copy(path, join(join(target, REFERENCE_DIR), name), overwrite=False)
         gfile.rmtree(temporary)  # only the emptied folders are left in it
         manifest = {"version": version, **manifest}
+        if card is not None:  # written locally, then copied in before the manifest
+            import tempfile
+
+            from components.pusher.model_card import write_card
+
+            with tempfile.TemporaryDirectory() as folder:
+                for path in write_card(folder, card(manifest)):
+                    gfile.copy(path, join(target, os.path.basename(path)), overwrite=False)
         with gfile.GFile(join(target, MANIFEST_FILE), "w") as handle:  # the commit: now it is a version
             handle.write(json.dumps(manifest, indent=2))
     except tf.errors.OpError as exc:
@@ -363,11 +484,13 @@ def _manifest(model_dir: str, blessing: dict, evaluation_dir: str) -> dict:
     if os.path.exists(summary_path):
         with open(summary_path, encoding="utf-8") as handle:
             overall = next((r["metrics"] for r in json.load(handle)["slices"] if r["slice"] == "overall"), {})
-    hyperparameters = None
+    hyperparameters = model_type = None
     training = os.path.join(os.path.dirname(model_dir), "model_run", "training.json")
     if os.path.exists(training):
         with open(training, encoding="utf-8") as handle:
-            hyperparameters = json.load(handle).get("hyperparameters")
+            trained = json.load(handle)
+        hyperparameters, model_type = trained.get("hyperparameters"), trained.get("model")
     return {"pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source_model": os.path.abspath(model_dir), "run": os.path.basename(run_dir),
-            "metrics": overall, "gates": blessing["checks"], "hyperparameters": hyperparameters}
+            "metrics": overall, "gates": blessing["checks"], "hyperparameters": hyperparameters,
+            **({"model_type": model_type} if model_type else {})}

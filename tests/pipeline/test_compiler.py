@@ -41,7 +41,7 @@ def test_compiled_spec_loads_back_with_kfps_loader(tmp_path):
     loaded = load_component_from_file(compiled)
     assert loaded.name == "golden"
     assert set(loaded.component_spec.inputs) == {"beam", "bulk_inference", "curated_schema", "data", "evaluator",
-                                                 "features", "infra_validator",
+                                                 "features", "infra_validator", "model_card", "pipeline",
                                                  "preprocessing_module", "pusher", "trainer", "transform", "tuner",
                                                  "validation"}
     # the YAML's values are the parameters' defaults, as JSON text

@@ -508,7 +508,7 @@ evaluator:
 """)
     assert "evaluator.gates[0]: gate on auc: give min, max or both" in text
     assert "evaluator.gates[1]: fairness gate on positive_rate: give exactly one of max_gap or min_ratio" in text
-    assert "evaluator.gates[2]: expected a gate with one of the keys metric, fairness or no_regression" in text
+    assert "evaluator.gates[2]: expected a gate with one of the keys metric, fairness, no_regression or attribution" in text
     assert "evaluator.gates[3].metric: expected one of auc, accuracy" in text
     assert "evaluator.gates[1].feature: names gender, not declared under features" in _issue_text(
         write_pipeline, "evaluator:\n  gates:\n    - {metric: auc, min: 0.7, per: [sex]}\n"

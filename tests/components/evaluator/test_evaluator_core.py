@@ -124,8 +124,8 @@ def test_metrics_json_and_the_markdown_table_show_every_slice(evaluated):
     for shown, row in zip(table, evaluated["rows"]):
         assert shown["examples"] == f"{row['size']:,.0f}" + (" (insufficient data)" if row["insufficient"] else "")
         if "auc" in row["metrics"]:
-            assert shown["auc"] == f"{row['metrics']['auc']:.4f}"
-    assert table[0]["auc"] == f"{evaluated['rows'][0]['metrics']['auc']:.4f}"
+            assert shown["auc"].split()[0] == f"{row['metrics']['auc']:.4f}"
+    assert table[0]["auc"].split()[0] == f"{evaluated['rows'][0]['metrics']['auc']:.4f}"
 
 
 def test_gate_checks_follow_the_values_and_only_failures_block(evaluated):
@@ -219,3 +219,66 @@ def test_execute_names_a_group_the_data_holds_that_the_eval_split_does_not(train
     assert absent["status"] == gates.INSUFFICIENT
     assert absent["detail"] == "group sex=nonbinary has no eval examples: left out of the comparison"
     assert figures["blessed"] is True   # the default insufficient_data: report shows it without blocking
+
+
+def _bootstrap_width(statistic, label: np.ndarray, score: np.ndarray, draws: int = 400) -> float:
+    generator = np.random.default_rng(0)
+    values = []
+    for _ in range(draws):
+        chosen = generator.integers(0, len(label), len(label))
+        values.append(statistic(label[chosen], score[chosen]))
+    low, high = np.quantile(values, [0.025, 0.975])
+    return high - low
+
+
+def test_every_slice_gets_intervals_as_wide_as_resampling_says_and_small_slices_are_flagged(evaluated, eval_split):
+    from sklearn.metrics import roc_auc_score
+
+    rows = evaluated["rows"]
+    for row in rows:
+        for key, (low, high) in row["intervals"].items():
+            assert low <= row["metrics"][key] + 1e-9 and row["metrics"][key] <= high + 1e-9, (row["slice"], key)
+    overall = rows[0]
+    # the closed forms are as wide as a bootstrap of the eval split's examples says
+    label, score = eval_split["label"].astype(int), eval_split["score"]
+    auc_width = overall["intervals"]["auc"][1] - overall["intervals"]["auc"][0]
+    assert 0.7 < auc_width / _bootstrap_width(roc_auc_score, label, score) < 1.4
+    accuracy_width = overall["intervals"]["accuracy"][1] - overall["intervals"]["accuracy"][0]
+    assert 0.7 < accuracy_width / _bootstrap_width(lambda y, s: np.mean((s >= 0.5) == y), label, score) < 1.4
+    # a small slice's interval is visibly wider than the overall one, and flagged when too wide to judge
+    smallest = min((r for r in rows if "auc" in r["intervals"] and 0 < r["metrics"]["auc"] < 1),
+                   key=lambda r: r["size"])
+    assert smallest["intervals"]["auc"][1] - smallest["intervals"]["auc"][0] > 2 * auc_width
+    # a small slice the model separates perfectly still gets an interval that says it is uncertain
+    for row in rows:
+        if row["metrics"].get("auc") == 1.0 and "auc" in row["intervals"]:
+            assert row["intervals"]["auc"][0] < 0.99
+    assert any("auc" in r["wide"] for r in rows) and "auc" not in overall["wide"]
+    summary = read_json(os.path.join(evaluated["evaluation"], EVALUATION_SUMMARY_FILE))
+    assert summary["intervals"]["methods"]["auc"] == "hanley-mcneil"
+    assert summary["intervals"]["methods"]["positive_rate@0.5"] == "wilson"
+    with open(evaluated["report"], encoding="utf-8") as handle:
+        text = handle.read()
+    low, high = overall["intervals"]["auc"]
+    assert markdown_rows(text)[0]["auc"] == f"{overall['metrics']['auc']:.4f} [{low:.4f}, {high:.4f}]"
+    assert "too wide to judge" in text and "95% confidence interval" in text
+
+
+def test_a_gate_judged_on_the_lower_bound_blocks_what_the_point_estimate_passes(evaluated):
+    auc = evaluated["rows"][0]["metrics"]["auc"]
+    low = evaluated["rows"][0]["intervals"]["auc"][0]
+    bound = round((auc + low) / 2, 4)  # below the value, above the interval's lower bound
+    judged = EvaluatorConfig.model_validate({"gates": [{"metric": "auc", "min": bound},
+                                                       {"metric": "auc", "min": bound, "judge": "lower_bound"}]})
+    on_value, on_bound = gates.evaluate(judged, evaluated["rows"], None, gates.TfmaValidation())
+    assert on_value.status == gates.PASS and on_bound.status == gates.FAIL
+    assert on_bound.judged == "lower bound" and on_bound.interval[0] == pytest.approx(low)
+
+
+def test_the_attributions_name_every_raw_feature_overall_and_per_group(evaluated):
+    found = read_json(os.path.join(evaluated["evaluation"], "attributions.json"))
+    features = features_config()
+    assert {f["feature"] for f in found["features"]} == set(features.numeric) | set(features.categorical)
+    assert sum(f["share"] for f in found["features"]) == pytest.approx(1.0, abs=1e-3)
+    assert set(found["slices"]) == set(features.sensitive) and set(found["sensitive"]) == set(features.sensitive)
+    assert found == evaluated["attributions"]

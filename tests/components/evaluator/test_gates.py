@@ -246,3 +246,78 @@ def test_threshold_metrics_are_computed_and_gated_at_the_configured_decision_thr
     checks = gates.evaluate(evaluator, ROWS, None, gates.TfmaValidation())
     assert {c.metric for c in checks if c.gate.startswith("gates[0]")} == {"accuracy@0.3"}
     assert {c.metric for c in checks if c.gate.startswith("gates[1]")} == {"auc"}
+
+
+def _interval_row(slice_: str, features: list[str], size: float, metrics: dict, intervals: dict) -> dict:
+    return {"slice": slice_, "features": features, "size": size, "insufficient": size < 30, "metrics": metrics,
+            "intervals": intervals, "wide": []}
+
+
+def test_a_gate_judged_on_the_lower_bound_blocks_a_point_estimate_that_passes():
+    rows = [_interval_row("overall", [], 400, {"auc": 0.77}, {"auc": [0.72, 0.82]})]
+    on_value = EvaluatorConfig.model_validate({"gates": [{"metric": "auc", "min": 0.75}]})
+    on_bound = EvaluatorConfig.model_validate({"gates": [{"metric": "auc", "min": 0.75, "judge": "lower_bound"}]})
+    [passed] = gates.evaluate(on_value, rows, None, gates.TfmaValidation())
+    [failed] = gates.evaluate(on_bound, rows, None, gates.TfmaValidation())
+    assert passed.status == gates.PASS and passed.judged == "value" and passed.decided_by == gates.TFMA
+    assert failed.status == gates.FAIL and failed.value == 0.77 and failed.interval == (0.72, 0.82)
+    assert failed.judged == "lower bound" and failed.decided_by == gates.SLUICEWAY
+    assert "lower bound of the interval: 0.7200" in failed.detail
+    assert gates.blocking([failed], on_bound) == [failed]
+    # the TFMA EvalConfig carries no threshold for it: sluiceway decides on the interval
+    config = build_eval_config(on_bound, FEATURES, "approved_binary", "transform_label", "scores")
+    assert not _gate_metric(config, "gate0_auc").per_slice_thresholds
+    # an upper-bound judgement of a max passes only when the whole interval is below it
+    upper = EvaluatorConfig.model_validate({"gates": [{"metric": "auc", "max": 0.8, "judge": "upper_bound"}]})
+    assert gates.evaluate(upper, rows, None, gates.TfmaValidation())[0].status == gates.FAIL
+
+
+def test_a_significance_judged_fairness_gate_blocks_only_a_gap_the_data_shows():
+    def sex_rows(female_interval, male_interval):
+        return [_interval_row("overall", [], 1000, {"positive_rate@0.5": 0.5}, {}),
+                _interval_row("sex=female", ["sex"], 60, {"positive_rate@0.5": 0.30}, {"positive_rate@0.5": female_interval}),
+                _interval_row("sex=male", ["sex"], 940, {"positive_rate@0.5": 0.52}, {"positive_rate@0.5": male_interval})]
+
+    evaluator = EvaluatorConfig.model_validate({"gates": [
+        {"fairness": "positive_rate", "feature": "sex", "max_gap": 0.1, "judge": "significant"}]})
+    [noisy] = gates.evaluate(evaluator, sex_rows([0.05, 0.62], [0.49, 0.55]), None, gates.TfmaValidation())
+    [shown] = gates.evaluate(evaluator, sex_rows([0.20, 0.42], [0.49, 0.55]), None, gates.TfmaValidation())
+    assert noisy.value == pytest.approx(0.22) and noisy.status == gates.PASS and "not significant" in noisy.detail
+    assert shown.status == gates.FAIL and "excludes 0: significant" in shown.detail
+    assert shown.judged == "significant gap" and shown.interval[1] < 0  # female - male: below zero
+    # no TFMA cross-slice threshold for it
+    config = build_eval_config(evaluator, FEATURES, "approved_binary", "transform_label", "scores")
+    assert not config.cross_slicing_specs
+
+
+def test_judging_an_interval_needs_intervals():
+    with pytest.raises(ConfigError) as error:
+        parse_config(pipeline_yaml("data.csv", extra="""\
+            evaluator:
+              intervals: {method: "off"}
+              gates:
+                - {metric: auc, min: 0.7, judge: lower_bound}
+            """), "pipeline.yaml")
+    assert "evaluator.gates[0].judge" in str(error.value) and "intervals" in str(error.value)
+
+
+def test_an_attribution_gate_bounds_a_features_share_with_or_without_its_proxies():
+    attributions = {"method": "permutation importance", "examples": 1000,
+                    "features": [{"feature": "income", "importance": 0.06, "share": 0.6},
+                                 {"feature": "sex", "importance": 0.03, "share": 0.3},
+                                 {"feature": "region", "importance": 0.01, "share": 0.1}],
+                    "sensitive": {"sex": {"share": 0.3, "rank": 2, "importance": 0.03,
+                                          "proxies": [{"feature": "region", "association": 0.4,
+                                                       "measure": "cramers v", "share": 0.1}]}}}
+    evaluator = EvaluatorConfig.model_validate({"gates": [
+        {"attribution": "sex", "max_share": 0.35}, {"attribution": "sex", "max_share": 0.35, "with_proxies": True},
+        {"attribution": "sex", "max_share": 0.05}]})
+    alone, with_proxies, strict = gates.evaluate(evaluator, [], None, gates.TfmaValidation(),
+                                                 attributions=attributions)
+    assert (alone.status, alone.value) == (gates.PASS, pytest.approx(0.3))
+    assert (with_proxies.status, with_proxies.value) == (gates.FAIL, pytest.approx(0.4))
+    assert "proxies (association >= 0.1): region" in with_proxies.detail and with_proxies.decided_by == gates.SLUICEWAY
+    assert strict.status == gates.FAIL and strict.bound == "<= 0.05"
+    [missing] = gates.evaluate(evaluator.model_copy(update={"gates": evaluator.gates[:1]}), [], None,
+                               gates.TfmaValidation(), attributions=None)
+    assert missing.status == gates.INSUFFICIENT
