@@ -258,8 +258,9 @@ def _attributions(model, examples_dir: str, evaluator: EvaluatorConfig, features
     settings = evaluator.attributions
     records = list(itertools.islice(read_records(split_file(examples_dir, evaluator.split)), settings.examples))
     train = None
-    if features.sensitive and settings.proxies:
-        train = list(itertools.islice(read_records(split_file(examples_dir, "train")), TRAIN_SAMPLE))
+    train_file = split_file(examples_dir, "train")
+    if features.sensitive and settings.proxies and os.path.exists(train_file):  # (no train split: no proxies)
+        train = list(itertools.islice(read_records(train_file), TRAIN_SAMPLE))
     started = time.monotonic()
     found = attributions.compute(model, records, train, label=features.label, task=features.task,
                                  numeric=list(features.numeric), categorical=list(features.categorical),

@@ -42,6 +42,15 @@ def test_a_fair_model_is_pushed_and_a_worse_one_is_blocked_by_no_regression(tmp_
     [first] = versions(destination)
     manifest = json.load(open(os.path.join(destination, str(first), MANIFEST_FILE)))
     assert manifest["gates"][0]["status"] == "no baseline" and manifest["data_sha256"]
+    # on fair data the model hardly relies on sex: an attribution gate passes
+    run = sorted(d for d in os.listdir(tmp_path / "pipelines" / "quickstart") if d[0].isdigit())[-1]
+    fair = _attributions(tmp_path, run)
+    assert fair["sensitive"]["sex"]["share"] < 0.05
+    assert _attribution_check(fair).status == "pass"
+    # every pushed version holds its model card, valid against the published schema
+    card = json.load(open(os.path.join(destination, str(first), "model_card.json")))
+    _validate_card(card)
+    assert card["model_details"]["version"]["number"] == first
     # a second model, trained far worse, against the one now serving
     text = open(config).read() + "trainer:\n  epochs: 1\n  learning_rate: 0.00001\n  hidden_units: [4]\n"
     open(config, "w").write(text)
@@ -82,6 +91,48 @@ def test_a_biased_model_is_blocked_by_the_fairness_gate_and_the_report_shows_it(
     blocked = [line for line in listing.splitlines() if "BLOCKED" in line]
     assert len(blocked) == 2 and all(" Pusher " in line and "blessed=False" in line for line in blocked)
     _check_the_report_shows_the_failing_gate(config, capsys)
+    # the model relies on sex itself: its attribution share is visible and an attribution gate blocks it
+    biased = _attributions(tmp_path, runs[-1])
+    assert biased["sensitive"]["sex"]["share"] > 0.1 and biased["sensitive"]["sex"]["rank"] <= 3
+    assert _attribution_check(biased).status == "fail"
+    # a reviewer ships it anyway, on the record; a second approval does not push it twice
+    destination = str(tmp_path / "serving" / "credit")
+    capsys.readouterr()
+    assert main(["approve", config, "--run", runs[-1], "--reason", "known gap, retraining scheduled",
+                 "--by", "Dana Reviewer"]) == 0
+    assert "approved by Dana Reviewer" in capsys.readouterr().out
+    [version] = versions(destination)
+    manifest = json.load(open(os.path.join(destination, str(version), MANIFEST_FILE)))
+    assert manifest["approval"]["by"] == "Dana Reviewer" and manifest["approval"]["run"] == runs[-1]
+    assert manifest["approval"]["failed_checks"] == blessing["blocking"]
+    card = json.load(open(os.path.join(destination, str(version), "model_card.json")))
+    _validate_card(card)
+    assert card["model_details"]["approval"]["by"] == "Dana Reviewer"
+    assert main(["approve", config, "--run", runs[-1], "--reason", "again"]) == 0
+    assert "Nothing pushed" in capsys.readouterr().out and versions(destination) == [version]
+    assert main(["card", config]) == 0
+    assert capsys.readouterr().out.strip() == os.path.join(destination, str(version), "model_card.html")
+
+
+def _attributions(tmp_path, run: str) -> dict:
+    return json.load(open(tmp_path / "pipelines" / "quickstart" / run / "Evaluator" / "evaluation" /
+                          "attributions.json"))
+
+
+def _attribution_check(attributions: dict):
+    from components.evaluator import gates
+    from pipeline.config import EvaluatorConfig
+
+    evaluator = EvaluatorConfig.model_validate({"gates": [{"attribution": "sex", "max_share": 0.05}]})
+    [check] = gates.evaluate(evaluator, [], None, gates.TfmaValidation(), attributions=attributions)
+    return check
+
+
+def _validate_card(card: dict) -> None:
+    import jsonschema
+
+    with open(os.path.join(REPO, "schemas", "model_card.schema.json")) as handle:
+        jsonschema.validate(card, json.load(handle))
 
 
 def _check_the_report_shows_the_failing_gate(config: str, capsys) -> None:

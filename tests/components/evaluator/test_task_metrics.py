@@ -37,7 +37,9 @@ def test_the_multiclass_eval_config_binarizes_per_class_and_per_fairness_gate():
     plain, per_class, gated = config.metrics_specs
     classes_of = {m.class_name for m in plain.metrics}
     assert {"SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "SparseCategoricalCrossentropy",
-            "ArgmaxClassification", "MultiClassConfusionMatrixPlot", "ExampleCount"} == classes_of
+            "ArgmaxClassification", "MultiClassConfusionMatrixPlot", "ExampleCount", "SliceMoments"} == classes_of
+    # (the sums behind the closed-form intervals, for the multiclass log loss)
+    assert '"multiclass": true' in next(m.config for m in plain.metrics if m.class_name == "SliceMoments")
     assert '"k": 2' in next(m.config for m in plain.metrics if m.class_name == "SparseTopKCategoricalAccuracy")
     assert list(per_class.binarize.class_ids.values) == [0, 1, 2]
     spec, fpr = _gate_metric(config, "gate1_false_positive_rate")
@@ -75,7 +77,7 @@ def test_the_regression_eval_config_plots_calibration_over_the_label_range_and_g
     by_class = {m.class_name: m for m in spec.metrics if '"name": "gate' not in m.config}
     assert {"MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
             "CoefficientOfDetermination", "MeanPrediction", "MeanLabel", "Calibration", "ExampleCount",
-            "CalibrationPlot"} == set(by_class)
+            "CalibrationPlot", "SliceMoments"} == set(by_class)
     assert by_class["RootMeanSquaredError"].module == "tf_keras.metrics"
     assert '"left": 2.0, "right": 14.0' in by_class["CalibrationPlot"].config
     _, r2 = _gate_metric(config, "gate0_r2")
