@@ -68,8 +68,7 @@ def approve(config: PipelineConfig, run_id: str, reason: str, by: str | None = N
     if not blessing_dir or not os.path.exists(os.path.join(blessing_dir, BLESSING_FILE)):
         raise NothingToApprove(f"approve: run {run_id} has no Evaluator verdict to override (the Evaluator did not "
                                "finish in that run)")
-    with open(os.path.join(blessing_dir, BLESSING_FILE), encoding="utf-8") as handle:
-        blessing = json.load(handle)
+    blessing = core.read_json(os.path.join(blessing_dir, BLESSING_FILE))
     if blessing["blessed"]:
         raise NothingToApprove(f"approve: the model of run {run_id} passed every gate; there is nothing to approve "
                                "(its Pusher pushes it, or rerun the pipeline)")
@@ -77,8 +76,7 @@ def approve(config: PipelineConfig, run_id: str, reason: str, by: str | None = N
     if not infra_dir or not os.path.exists(os.path.join(infra_dir, INFRA_BLESSING_FILE)):
         raise GateFailed(f"approve: run {run_id} has no serving check of its model (the InfraValidator did not run); "
                          "an approval overrides gates, never the serving check. Nothing was pushed")
-    with open(os.path.join(infra_dir, INFRA_BLESSING_FILE), encoding="utf-8") as handle:
-        infra = json.load(handle)
+    infra = core.read_json(os.path.join(infra_dir, INFRA_BLESSING_FILE))
     if not infra.get("serves"):
         failed = ", ".join(c.get("check", "?") for c in infra.get("blocking", [])) or "see serving_check.md"
         raise GateFailed(f"approve: the model of run {run_id} failed the serving check ({failed}); an approval "

@@ -165,8 +165,8 @@ def card_builder(config: Mapping[str, Section], evaluation_dir: str, statistics_
     people wrote in the YAML's ``model_card`` section."""
     from components.pusher import model_card
 
-    evaluation = _read_json(os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE)) or {}
-    attributions = _read_json(os.path.join(evaluation_dir, ATTRIBUTIONS_FILE))
+    evaluation = read_json(os.path.join(evaluation_dir, EVALUATION_SUMMARY_FILE)) or {}
+    attributions = read_json(os.path.join(evaluation_dir, ATTRIBUTIONS_FILE))
     schema_features, statistics = None, []
     schema_path = os.path.join(schema_dir, SCHEMA_FILE)
     if os.path.exists(schema_path):
@@ -196,7 +196,7 @@ def card_builder(config: Mapping[str, Section], evaluation_dir: str, statistics_
     return build
 
 
-def _read_json(path: str):
+def read_json(path: str):
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as handle:
